@@ -1,0 +1,199 @@
+"""The backup pipeline: snapshot → batches → encode → compress → temporary file → trailer →
+fsync → atomic rename.
+
+Retries wrap the connection (``retry.connect``) and the whole attempt (``retry.read``): a
+snapshot that broke cannot be resumed, so a transient failure while reading starts the backup
+again in a fresh temporary file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import gc
+import logging
+import os
+import resource
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from .errors import UnibackupError, UsageError
+from .files import publish
+from .format import BackupWriter
+from .models import (
+    BackupHeader,
+    BackupOptions,
+    BackupResult,
+    CompressionStats,
+    DatabaseSchema,
+    PerformanceMetrics,
+    PluginRef,
+    SourceInfo,
+    TableSchema,
+)
+from .operations import OperationContext
+from .resources import ResourceManager
+from .retry import ExponentialBackoff, RetryAttempt
+from .source import Source
+
+if TYPE_CHECKING:
+    from .service import BackupService
+
+log = logging.getLogger(__name__)
+
+
+def peak_rss_bytes() -> int:
+    """The process's peak resident memory so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def select_tables(schema: DatabaseSchema, include: tuple[str, ...], exclude: tuple[str, ...]) -> tuple[TableSchema, ...]:
+    """The tables to back up; an included name that matches nothing is a usage error."""
+    tables = schema.tables
+    if include:
+        known = {t.qualified_name for t in tables} | {t.name for t in tables}
+        missing = [name for name in include if name not in known]
+        if missing:
+            raise UsageError(f"no table named {missing[0]!r} in the source", hint=f"tables: {', '.join(sorted(t.qualified_name for t in tables)) or 'none'}")
+        tables = tuple(t for t in tables if t.qualified_name in include or t.name in include)
+    if exclude:
+        tables = tuple(t for t in tables if t.qualified_name not in exclude and t.name not in exclude)
+    return tables
+
+
+class _Sizer:
+    """Hands the strategy's batch size to the source, and counts what was asked."""
+
+    def __init__(self, strategy: Any):
+        self._strategy = strategy
+
+    def next_batch_size(self) -> int:
+        return max(1, int(self._strategy.next_batch_size()))
+
+
+def _write_file(
+    service: "BackupService",
+    source: Source,
+    tables: tuple[TableSchema, ...],
+    header: BackupHeader,
+    temporary: Path,
+    compressor: Any,
+    level: int | None,
+    strategy: Any,
+    context: OperationContext,
+) -> tuple[Any, int, int]:
+    """Write the whole backup into ``temporary``; return the trailer, uncompressed and compressed sizes."""
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb", buffering=1 << 20) as raw:
+        sink = compressor.open_writer(raw, level)
+        writer = BackupWriter(sink)
+        writer.write_header(header)
+        sizer = _Sizer(strategy)
+        for table in tables:
+            context.emit("table_started", table=table.qualified_name, total_rows_estimate=table.row_estimate)
+            writer.begin_table(table)
+            strategy.start_table(table.row_estimate)
+            table_bytes = 0
+            if table.has_data:
+                for lines in source.read_batches(table, sizer):
+                    written = writer.write_rows(lines)
+                    table_bytes += written
+                    strategy.observe(len(lines), written)
+                    context.emit("batch_written", table=table.qualified_name, rows=len(lines), bytes=written)
+                    if strategy.should_collect_garbage():
+                        gc.collect()
+                    pause = strategy.delay()
+                    if pause > 0:
+                        time.sleep(pause)
+            footer = writer.end_table()
+            context.emit("table_finished", table=table.qualified_name, rows=footer.rows, bytes=table_bytes)
+        trailer = writer.write_trailer()
+        sink.finish()
+        raw.flush()
+        os.fsync(raw.fileno())
+        size = raw.tell()
+    return trailer, writer.bytes, size
+
+
+def run_backup(
+    service: "BackupService",
+    source_text: str,
+    output_dir: Path,
+    options: BackupOptions,
+    context: OperationContext,
+    resources: ResourceManager,
+) -> BackupResult:
+    """Run one backup; see the module docstring."""
+    hooks = service.hooks
+    config = service.config
+    started = time.monotonic()
+    location = service.resolve_location(source_text)
+    source_cls = hooks.source_for(location)
+    compressor_entry = hooks.compressors.entry(options.compression)
+    compressor_cls = compressor_entry.implementation
+    try:
+        level = compressor_cls.check_level(options.level)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    strategy_cls = hooks.batching_strategies.get(options.batching)
+    context.source = location.identity
+
+    connect_retry = ExponentialBackoff.from_config(config.retry.connect, "retry.connect")
+    read_retry = ExponentialBackoff.from_config(config.retry.read, "retry.read")
+
+    def on_retry(attempt: RetryAttempt) -> None:
+        context.emit("retry", message=attempt.error, details={"operation": attempt.operation, "attempt": attempt.attempt, "delay": attempt.delay})
+
+    def attempt() -> BackupResult:
+        source = source_cls(location, config.source.get(source_cls.name, {}))
+        resources.track(source, f"{source_cls.name} connection")
+        try:
+            connect_retry.call(source.open_snapshot, operation="connect", on_retry=on_retry)
+            schema = source.describe()
+            tables = select_tables(schema, options.tables, options.exclude_tables)
+            schema_in_file = DatabaseSchema(engine=schema.engine, tables=tables, objects=schema.objects, settings=schema.settings)
+            created = datetime.datetime.now(datetime.timezone.utc)
+            header = BackupHeader(
+                created_at=created.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+                tool_version=service.version,
+                source=SourceInfo(engine=source_cls.name, identity=location.identity, server_version=source.server_version()),
+                options=attrs.evolve(options, level=level),
+                compressor=PluginRef("compressor", compressor_cls.name, compressor_cls.version),
+                schema=schema_in_file,
+                plugins=(
+                    PluginRef("source", source_cls.name, source_cls.version or service.version),
+                    PluginRef("compressor", compressor_cls.name, compressor_cls.version or service.version),
+                    PluginRef("batching", strategy_cls.name, strategy_cls.version or service.version),
+                ),
+            )
+            final = service.unique_backup_path(output_dir, location.display_name, created, compressor_cls.suffix)
+            temporary = resources.temp_path(output_dir, final.name)
+            strategy = strategy_cls(service.batching_settings())
+            trailer, uncompressed, compressed = _write_file(service, source, tables, header, temporary, compressor_cls(), level, strategy, context)
+        finally:
+            source.close()
+            resources.release(source)
+        publish(temporary, final)
+        resources.keep(temporary)
+        elapsed = time.monotonic() - started
+        metrics = PerformanceMetrics(
+            duration_s=elapsed,
+            rows=trailer.rows,
+            bytes_read=uncompressed,
+            bytes_written=compressed,
+            peak_rss_bytes=peak_rss_bytes(),
+        )
+        stats = CompressionStats(compressor_cls.name, level, uncompressed, compressed)
+        return BackupResult(path=str(final), header=header, trailer=trailer, compression=stats, metrics=metrics)
+
+    def clean_attempt() -> BackupResult:
+        try:
+            return attempt()
+        except BaseException:
+            resources.cleanup()
+            raise
+
+    return read_retry.call(clean_attempt, operation="read", on_retry=on_retry)
+

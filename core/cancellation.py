@@ -1,0 +1,42 @@
+"""Clean cancellation on SIGINT and SIGTERM.
+
+Inside :func:`cancel_on_signals` the first SIGINT or SIGTERM raises :class:`CancelledError` where
+the program is; ``finally`` blocks and context managers then remove temporary files and roll back.
+Further signals during that clean-up are ignored so that it can finish.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from typing import Any, Iterator
+
+from .errors import CancelledError
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextlib.contextmanager
+def cancel_on_signals(what: str) -> Iterator[None]:
+    """Turn SIGINT/SIGTERM into :class:`CancelledError` for the duration of ``what``."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    fired = False
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal fired
+        if fired:
+            return
+        fired = True
+        name = signal.Signals(signum).name
+        raise CancelledError(f"{what} cancelled by {name}; nothing was left behind")
+
+    previous = {signum: signal.signal(signum, handler) for signum in _SIGNALS}
+    try:
+        yield
+    finally:
+        # The clean-up inside the block has run by now (further signals were ignored).
+        for signum, old in previous.items():
+            signal.signal(signum, old)

@@ -1,0 +1,325 @@
+"""The ``unibackup`` command line.
+
+Every failure a user can cause ends with one line on stderr (``unibackup: error: ...``) and the
+exit code of its class; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from typing import Any, Callable
+
+import attrs
+import click
+import orjson
+
+from . import __version__
+from .config import Config, load_config
+from .errors import EXIT_FAILED, EXIT_INVALID_BACKUP, EXIT_USAGE, UnibackupError, UsageError
+from .models import to_dict
+from .operations import classify
+
+log = logging.getLogger("unibackup")
+
+
+@attrs.define
+class CliState:
+    """What the root command hands its subcommands."""
+
+    config_path: str | None
+    debug: bool
+    quiet: bool
+    _config: Config | None = None
+    _service: Any = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def service(self, **overrides: Any) -> Any:
+        if self._service is None:
+            from .service import BackupService
+
+            interactive = not self.quiet and sys.stderr.isatty()
+            self._service = BackupService(self.config, interactive=interactive)
+        return self._service
+
+
+def _emit_json(data: Any) -> None:
+    click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode())
+
+
+def _human_size(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 1024 or unit == "TiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} TiB"
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+
+
+class _Group(click.Group):
+    """Adds plugin commands lazily, so that a broken plugin cannot break ``--help``."""
+
+    _plugins_loaded = False
+
+    def _load_plugin_commands(self, ctx: click.Context) -> None:
+        if self._plugins_loaded:
+            return
+        self._plugins_loaded = True
+        try:
+            state = ctx.find_object(CliState)
+            config = state.config if state else load_config(None)
+            from .hooks import Hooks
+            from .manager import get_plugin_manager
+
+            host = get_plugin_manager(disabled=config.plugins.disable, allow_only=config.plugins.allow_only)
+            Hooks(host).register_commands(self)
+        except UnibackupError as error:
+            log.warning("plugin commands unavailable: %s", error.user_line())
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        command = super().get_command(ctx, name)
+        if command is None:
+            self._load_plugin_commands(ctx)
+            command = super().get_command(ctx, name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands(ctx)
+        return super().list_commands(ctx)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="unibackup")
+@click.option("--config", "config_path", metavar="FILE", help="Configuration file (default: $UNIBACKUP_CONFIG, ./unibackup.toml).")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logging.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress display, warnings only.")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, debug: bool, quiet: bool) -> None:
+    """Logical database backups: one compressed, checksummed, versioned JSON-Lines file."""
+    state = ctx.find_object(CliState)
+    if state is None:
+        ctx.obj = CliState(config_path, debug, quiet)
+    else:  # plugin commands were looked up first
+        state.config_path, state.debug, state.quiet = config_path, debug, quiet
+
+
+def _configure_logging(debug: bool, quiet: bool) -> None:
+    root = logging.getLogger("unibackup")
+    root.handlers.clear()
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("unibackup: %(levelname)s: %(name)s: %(message)s" if debug else "unibackup: %(levelname)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG if debug else logging.WARNING)
+    root.propagate = False
+
+
+pass_state = click.make_pass_decorator(CliState)
+
+
+@cli.command()
+@click.argument("source")
+@click.option("-o", "--output-dir", metavar="DIR", help="Where to write the backup (default: backup.output_dir, or .).")
+@click.option("--compression", metavar="NAME", help="Compressor: zstd (default), gzip, brotli, none, or a plugin's.")
+@click.option("--level", type=int, help="Compression level.")
+@click.option("--batching", metavar="NAME", help="Batching strategy: adaptive (default) or fixed.")
+@click.option("--table", "tables", multiple=True, metavar="T", help="Back up only this table (repeatable).")
+@click.option("--exclude-table", "exclude_tables", multiple=True, metavar="T", help="Leave this table out (repeatable).")
+@json_option
+@pass_state
+def backup(state: CliState, source: str, output_dir: str | None, compression: str | None, level: int | None, batching: str | None, tables: tuple[str, ...], exclude_tables: tuple[str, ...], as_json: bool) -> None:
+    """Back up SOURCE (a SQLite file, sqlite:///path, or a server URL) into a new file.
+
+    The path of the new backup is the last line of standard output.
+    """
+    result = state.service().create_backup(
+        source, output_dir, compression=compression, level=level, batching=batching, tables=tables, exclude_tables=exclude_tables
+    )
+    if as_json:
+        data = to_dict(result)
+        data.pop("header", None)
+        _emit_json(data)
+        return
+    if not state.quiet:
+        m = result.metrics
+        click.echo(
+            f"{result.trailer.tables} tables, {result.trailer.rows} rows, {_human_size(result.compression.bytes_in)} -> "
+            f"{_human_size(result.compression.bytes_out)} ({result.compression.compressor}) in {m.duration_s:.2f} s",
+            err=True,
+        )
+    click.echo(result.path)
+
+
+@cli.command()
+@click.argument("backup_file", metavar="BACKUP")
+@click.argument("target")
+@click.option("--table", "tables", multiple=True, metavar="T", help="Restore only this table (repeatable).")
+@click.option("--force", is_flag=True, help="Replace a non-empty target (only after the restore succeeded).")
+@click.option("--allow-lossy", is_flag=True, help="Restore even where the target engine cannot hold a value exactly.")
+@json_option
+@pass_state
+def restore(state: CliState, backup_file: str, target: str, tables: tuple[str, ...], force: bool, allow_lossy: bool, as_json: bool) -> None:
+    """Restore BACKUP into TARGET (a new SQLite file, or a server URL)."""
+    result = state.service().restore_backup(backup_file, target, tables=tables, force=force, allow_lossy=allow_lossy)
+    if as_json:
+        _emit_json(to_dict(result))
+        return
+    for skipped in result.skipped:
+        click.echo(f"skipped: {skipped}", err=True)
+    click.echo(f"restored {result.tables} tables, {result.rows} rows into {result.target} in {result.metrics.duration_s:.2f} s")
+
+
+@cli.command()
+@click.argument("backup_file", metavar="BACKUP")
+@click.option("--level", type=click.Choice(["quick", "full", "deep"]), default="full", show_default=True, help="How thorough.")
+@json_option
+@pass_state
+def verify(state: CliState, backup_file: str, level: str, as_json: bool) -> None:
+    """Check BACKUP without a database server; exit code 3 when it is invalid."""
+    report = state.service().verify_backup(backup_file, level)
+    if as_json:
+        _emit_json(to_dict(report))
+    else:
+        for finding in report.findings:
+            click.echo(f"{finding.severity}: {finding.message}", err=True)
+        if report.valid:
+            click.echo(f"{backup_file}: valid ({level}): {report.tables} tables, {report.rows} rows")
+    if not report.valid:
+        if not as_json:
+            first = report.findings[0].message if report.findings else "invalid"
+            click.echo(f"unibackup: error: {backup_file} is invalid: {first}", err=True)
+        sys.exit(EXIT_INVALID_BACKUP)
+
+
+@cli.command(name="list")
+@click.argument("directory", default=".", metavar="[DIR]")
+@json_option
+@pass_state
+def list_(state: CliState, directory: str, as_json: bool) -> None:
+    """List the backups in DIR (default: the current directory), newest first."""
+    summaries = state.service().list_backups(directory)
+    if as_json:
+        _emit_json([to_dict(s) for s in summaries])
+        return
+    if not summaries:
+        click.echo(f"no backups in {directory}", err=True)
+        return
+    for s in summaries:
+        if s.error:
+            click.echo(f"{os.path.basename(s.path)}  {_human_size(s.size):>10}  unreadable: {s.error}")
+        else:
+            click.echo(f"{os.path.basename(s.path)}  {_human_size(s.size):>10}  {s.created_at}  {s.engine}  {s.tables} tables  {s.source}")
+
+
+@cli.command()
+@click.argument("backup_file", metavar="BACKUP")
+@json_option
+@pass_state
+def info(state: CliState, backup_file: str, as_json: bool) -> None:
+    """Show what BACKUP holds: source, options, tables and row counts."""
+    details = state.service().inspect_backup(backup_file)
+    if as_json:
+        _emit_json(to_dict(details))
+        return
+    header = details.header
+    click.echo(f"file:        {details.path} ({_human_size(details.size)})")
+    click.echo(f"format:      unibackup version {details.format_version}" + (f" (migrated by {', '.join(details.migrated_by)})" if details.migrated_by else ""))
+    click.echo(f"compression: {details.compressor}")
+    click.echo(f"created:     {header.created_at} by unibackup {header.tool_version}")
+    click.echo(f"source:      {header.source.identity} ({header.source.engine} {header.source.server_version})")
+    complete = details.trailer is not None
+    click.echo(f"complete:    {'yes' if complete else 'NO (no trailer)'}")
+    if details.trailer:
+        click.echo(f"totals:      {details.trailer.tables} tables, {details.trailer.rows} rows, {_human_size(details.trailer.bytes)} uncompressed")
+    for table in header.schema.tables:
+        rows = details.table_rows.get(table.qualified_name, "?")
+        click.echo(f"  {table.qualified_name}: {rows} rows, {len(table.columns)} columns")
+    kinds: dict[str, int] = {}
+    for obj in header.schema.objects:
+        kinds[obj.kind] = kinds.get(obj.kind, 0) + 1
+    if kinds:
+        click.echo("objects:     " + ", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items())))
+
+
+@cli.command()
+@click.argument("source")
+@json_option
+@pass_state
+def estimate(state: CliState, source: str, as_json: bool) -> None:
+    """Estimate the rows of SOURCE and the size of its backup with each compressor."""
+    result = state.service().estimate(source)
+    if as_json:
+        _emit_json(to_dict(result))
+        return
+    click.echo(f"{result.source}: {result.tables} tables, about {result.rows} rows, {_human_size(result.source_bytes)} of data")
+    for name, size in sorted(result.estimated_backup_bytes.items(), key=lambda item: item[1]):
+        click.echo(f"  {name:>8}: about {_human_size(size)}")
+
+
+@cli.command()
+@click.option("--all", "show_all", is_flag=True, help="Also show blocked, skipped and failed plugins, and the hooks.")
+@click.option("--hook", metavar="NAME", help="Only plugins implementing this hook.")
+@json_option
+@pass_state
+def plugins(state: CliState, show_all: bool, hook: str | None, as_json: bool) -> None:
+    """List the plugins, their versions and what they provide."""
+    service = state.service()
+    rows = []
+    provides: dict[str, list[str]] = {}
+    for registry_name in ("sources", "compressors", "batching_strategies", "validators", "migrators", "listeners"):
+        registry = getattr(service.hooks, registry_name)
+        for entry in registry:
+            provides.setdefault(entry.plugin, []).append(f"{registry.kind}:{entry.name}")
+    for status in service.host.statuses:
+        if not show_all and status.status != "loaded":
+            continue
+        if hook and hook not in status.hooks:
+            continue
+        row = to_dict(status)
+        row["provides"] = provides.get(status.name, [])
+        rows.append(row)
+    if as_json:
+        _emit_json(rows)
+        return
+    for row in rows:
+        line = f"{row['name']:<12} {row['status']:<8} {row['origin']:<12} {row['distribution'] or '':<20} {row['version'] or '':<10} {', '.join(row['provides'])}"
+        if row["reason"]:
+            line += f"  ({row['reason']})"
+        click.echo(line.rstrip())
+        if show_all and row["hooks"]:
+            click.echo(f"{'':<12} hooks: {', '.join(row['hooks'])}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The console script: run the CLI, turn every failure into one line and an exit code."""
+    args = argv if argv is not None else sys.argv[1:]
+    debug = "--debug" in args
+    _configure_logging(debug, "-q" in args or "--quiet" in args)
+    try:
+        cli.main(args=argv, prog_name="unibackup", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("unibackup: error: cancelled", err=True)
+        sys.exit(130)
+    except click.ClickException as error:
+        message = error.format_message()
+        if isinstance(error, click.UsageError) and error.ctx is not None:
+            message = f"{message} (see '{error.ctx.command_path} --help')"
+        click.echo(f"unibackup: error: {' '.join(message.split())}", err=True)
+        sys.exit(EXIT_USAGE if isinstance(error, click.UsageError) else error.exit_code)
+    except click.exceptions.Exit as exit_:
+        sys.exit(exit_.exit_code)
+    except (Exception, KeyboardInterrupt) as error:
+        classified = classify(error)
+        if debug:
+            traceback.print_exc()
+        click.echo(f"unibackup: error: {classified.user_line()}", err=True)
+        sys.exit(classified.exit_code)
+    sys.exit(0)

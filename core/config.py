@@ -1,0 +1,151 @@
+"""``unibackup.toml``: found by ``--config``, then ``UNIBACKUP_CONFIG``, then the current directory.
+
+The file is structured into attrs classes by cattrs. An unknown key or a value of the wrong type
+is a :class:`ConfigError` whose one line names the key path (``backup.level``).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import attrs
+import cattrs
+
+from .errors import ConfigError
+
+CONFIG_FILE_NAME = "unibackup.toml"
+CONFIG_ENV = "UNIBACKUP_CONFIG"
+
+
+@attrs.frozen
+class PluginsConfig:
+    disable: tuple[str, ...] = ()
+    allow_only: tuple[str, ...] | None = None  # entry points allowed to load; None: all
+    strict: bool = False
+
+
+@attrs.frozen
+class BackupConfig:
+    output_dir: str = "."
+    compression: str = "zstd"
+    level: int | None = None
+    batching: str = "adaptive"
+    exclude_tables: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class BatchingConfig:
+    batch_rows: int = attrs.field(default=1000, validator=attrs.validators.ge(1))  # fixed strategy
+    batch_bytes: int = attrs.field(default=256 * 1024, validator=attrs.validators.ge(1024))  # adaptive target
+    min_rows: int = attrs.field(default=1, validator=attrs.validators.ge(1))
+    max_rows: int = attrs.field(default=10000, validator=attrs.validators.ge(1))
+    memory_budget_mb: int = attrs.field(default=512, validator=attrs.validators.ge(16))
+    delay: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
+
+
+@attrs.frozen
+class RetryPolicyConfig:
+    max_attempts: int = attrs.field(default=5, validator=attrs.validators.ge(1))
+    base_delay: float = attrs.field(default=0.2, validator=attrs.validators.ge(0))
+    max_delay: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
+    max_elapsed: float = attrs.field(default=30.0, validator=attrs.validators.ge(0))
+    jitter: float = attrs.field(default=0.5, validator=[attrs.validators.ge(0), attrs.validators.le(1)])
+
+
+@attrs.frozen
+class RetryConfig:
+    connect: RetryPolicyConfig = RetryPolicyConfig()
+    read: RetryPolicyConfig = RetryPolicyConfig()
+    write_file: RetryPolicyConfig = RetryPolicyConfig(max_attempts=1)
+
+
+@attrs.frozen
+class LimitsConfig:
+    max_line_bytes: int = attrs.field(default=256 * 1024 * 1024, validator=attrs.validators.ge(1024))
+    max_decompressed_bytes: int | None = None
+    max_ratio: float | None = 2000.0
+
+
+@attrs.frozen
+class MonitoringConfig:
+    enabled: bool = True
+    history_file: str | None = None  # default: the user's data directory
+    sample_interval: float = attrs.field(default=0.5, validator=attrs.validators.gt(0))
+
+
+@attrs.frozen
+class PreflightConfig:
+    enabled: bool = True
+    cache_seconds: float = attrs.field(default=300.0, validator=attrs.validators.ge(0))
+    space_margin: float = attrs.field(default=1.2, validator=attrs.validators.ge(1))
+    min_free_memory_mb: int = attrs.field(default=64, validator=attrs.validators.ge(0))
+
+
+@attrs.frozen
+class Config:
+    """The whole configuration; every section has defaults."""
+
+    plugins: PluginsConfig = PluginsConfig()
+    backup: BackupConfig = BackupConfig()
+    batching: BatchingConfig = BatchingConfig()
+    retry: RetryConfig = RetryConfig()
+    limits: LimitsConfig = LimitsConfig()
+    monitoring: MonitoringConfig = MonitoringConfig()
+    preflight: PreflightConfig = PreflightConfig()
+    source: dict[str, dict[str, Any]] = attrs.field(factory=dict)  # per-engine settings
+    path: str | None = None  # where it was read from
+
+
+_converter = cattrs.Converter(forbid_extra_keys=True)
+
+
+def _first_message(error: Exception) -> str:
+    messages = cattrs.transform_error(error, path="$") if isinstance(error, cattrs.BaseValidationError) else [str(error)]
+    message = messages[0] if messages else str(error)
+    # cattrs says "... @ $.backup.level"; we say "backup.level: ..."
+    if " @ $" in message:
+        text, _, where = message.rpartition(" @ $")
+        where = where.lstrip(".")
+        return f"{where or '(top level)'}: {text}"
+    return message
+
+
+def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
+    """Structure a parsed TOML document; raises :class:`ConfigError` naming the key path."""
+    try:
+        config = _converter.structure(data, Config)
+    except Exception as error:
+        where = f" in {path}" if path else ""
+        raise ConfigError(f"bad configuration{where}: {_first_message(error)}") from None
+    return attrs.evolve(config, path=path)
+
+
+def find_config_file(explicit: str | None) -> Path | None:
+    """``--config``, then ``UNIBACKUP_CONFIG``, then ``./unibackup.toml``."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        return Path(env)
+    local = Path.cwd() / CONFIG_FILE_NAME
+    return local if local.is_file() else None
+
+
+def load_config(explicit: str | None = None) -> Config:
+    """Find and read the configuration; defaults when there is no file."""
+    path = find_config_file(explicit)
+    if path is None:
+        return Config()
+    try:
+        with open(path, "rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"the configuration file {str(path)!r} does not exist") from None
+    except OSError as error:
+        raise ConfigError(f"cannot read the configuration file {str(path)!r}: {error.strerror}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"the configuration file {str(path)!r} is not valid TOML: {error}") from None
+    return parse_config(data, str(path))

@@ -1,0 +1,236 @@
+"""Backup files on disk: names, atomic publication, and opening one for reading.
+
+Opening recognises the compressor from the file's bytes (not its name) and the format version
+from the decompressed head; an older version is migrated on the fly into the current one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import io
+import os
+import re
+from pathlib import Path
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
+
+import attrs
+
+from .compression import Compressor
+from .errors import CorruptBackupError, UsageError
+from .format import FORMAT_VERSION, LineSplitter, ReadLimits
+from .migration import FormatMigrator
+
+BACKUP_MARK = ".ubk.jsonl"
+HEAD_BYTES = 64 * 1024
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_V2_HEAD = b'{"type":"header"'
+
+
+def backup_file_name(display_name: str, created: datetime.datetime, suffix: str) -> str:
+    """``<source>-<UTC timestamp>.ubk.jsonl[.suffix]``, with the source name made file-safe."""
+    safe = _UNSAFE.sub("_", display_name).strip("._") or "backup"
+    stamp = created.astimezone(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{safe}-{stamp}{BACKUP_MARK}{suffix}"
+
+
+def is_backup_name(name: str) -> bool:
+    return BACKUP_MARK in name and not name.startswith(".")
+
+
+def fsync_directory(directory: Path) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def publish(temporary: Path, final: Path) -> None:
+    """Give a finished, fsynced temporary file its final name; never overwrite an existing file."""
+    try:
+        os.link(temporary, final)
+    except FileExistsError:
+        raise UsageError(f"{final} already exists; a backup never overwrites a file") from None
+    except OSError:
+        # file systems without hard links: check, then rename (a narrow race, still no overwrite of
+        # anything that existed when we looked)
+        if final.exists():
+            raise UsageError(f"{final} already exists; a backup never overwrites a file") from None
+        os.rename(temporary, final)
+    else:
+        os.unlink(temporary)
+    fsync_directory(final.parent)
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts the compressed bytes read, for the decompression-ratio limit."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+        self.count = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._raw.read(len(buffer))
+        n = len(data)
+        buffer[:n] = data
+        self.count += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self.count += len(data)
+        return data
+
+
+class _ChunkStream(io.RawIOBase):
+    """A readable stream over an iterator of byte chunks (a migrator's output)."""
+
+    def __init__(self, chunks: Iterator[bytes]):
+        self._chunks = chunks
+        self._buffer = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._buffer:
+            try:
+                self._buffer = next(self._chunks)
+            except StopIteration:
+                return 0
+        n = min(len(buffer), len(self._buffer))
+        buffer[:n] = self._buffer[:n]
+        self._buffer = self._buffer[n:]
+        return n
+
+
+class _Prefixed(io.RawIOBase):
+    """A stream with bytes already read put back in front."""
+
+    def __init__(self, head: bytes, rest: BinaryIO):
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _read_head(stream: BinaryIO, size: int) -> bytes:
+    parts = []
+    remaining = size
+    while remaining > 0:
+        try:
+            data = stream.read(remaining)
+        except Exception as error:
+            raise CorruptBackupError(f"the backup cannot be decompressed: {error}") from None
+        if not data:
+            break
+        parts.append(data)
+        remaining -= len(data)
+    return b"".join(parts)
+
+
+@attrs.frozen
+class OpenedBackup:
+    """A backup opened for reading: its decompressed lines and how it was stored."""
+
+    path: Path
+    compressor: type[Compressor] | None  # None: stored uncompressed
+    format_version: int
+    migrators: tuple[str, ...]
+    splitter: LineSplitter
+    compressed_size: int
+
+
+def recognise_compressor(
+    head: bytes, compressors: Iterable[type[Compressor]], looks_plain: Callable[[bytes], bool]
+) -> type[Compressor] | None:
+    """Magic numbers first, then an uncompressed stream, then compressors that probe (brotli has
+    no magic). None means uncompressed."""
+    candidates = list(compressors)
+    for compressor in candidates:
+        if compressor.magic and compressor.recognises(head):
+            return compressor
+    if looks_plain(head):
+        return None
+    for compressor in candidates:
+        if not compressor.magic and compressor.suffix and compressor.recognises(head):
+            return compressor
+    return None
+
+
+@contextlib.contextmanager
+def open_backup(
+    path: str | os.PathLike[str],
+    compressors: Iterable[type[Compressor]],
+    migrators: Iterable[type[FormatMigrator]],
+    limits: ReadLimits,
+) -> Iterator[OpenedBackup]:
+    """Open ``path``: recognise compression and format version, migrate older versions."""
+    path = Path(path)
+    try:
+        raw = open(path, "rb")
+    except FileNotFoundError:
+        raise UsageError(f"the backup {str(path)!r} does not exist") from None
+    except IsADirectoryError:
+        raise UsageError(f"{str(path)!r} is a directory, not a backup file") from None
+    except PermissionError:
+        raise UsageError(f"permission denied reading {str(path)!r}") from None
+    with raw:
+        size = os.fstat(raw.fileno()).st_size
+        head = raw.read(HEAD_BYTES)
+        raw.seek(0)
+        if not head:
+            raise CorruptBackupError(f"the backup {path.name!r} is empty")
+        migrators = list(migrators)
+
+        def looks_plain(data: bytes) -> bool:
+            return data.startswith(_V2_HEAD) or any(m.recognises(data) for m in migrators)
+
+        compressor_cls = recognise_compressor(head, compressors, looks_plain)
+        counting = _CountingReader(raw)
+        if compressor_cls is None:
+            if head.lstrip()[:1] not in (b"{", b"["):
+                raise CorruptBackupError(f"{path.name!r} is neither a unibackup file nor compressed by a known compressor")
+            stream: BinaryIO = counting  # type: ignore[assignment]
+        else:
+            stream = compressor_cls().open_reader(counting)  # type: ignore[arg-type]
+        decompressed_head = _read_head(stream, HEAD_BYTES)
+        stream = _Prefixed(decompressed_head, stream)  # type: ignore[assignment]
+        version = FORMAT_VERSION
+        applied: list[str] = []
+        if not decompressed_head.startswith(_V2_HEAD):
+            migrator_classes = {m.from_version: m for m in migrators}
+            current = None
+            for migrator_cls in migrators:
+                if migrator_cls.recognises(decompressed_head):
+                    current = migrator_cls
+                    break
+            if current is None:
+                raise CorruptBackupError(f"{path.name!r} is not a unibackup backup of any format version this installation reads")
+            version = current.from_version
+            while current is not None:
+                stream = _ChunkStream(current().migrate(stream))  # type: ignore[assignment]
+                applied.append(current.name)
+                current = migrator_classes.get(current.to_version) if current.to_version < FORMAT_VERSION else None
+        splitter = LineSplitter(stream, limits, lambda: counting.count)
+        yield OpenedBackup(path, compressor_cls, version, tuple(applied), splitter, size)

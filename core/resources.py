@@ -1,0 +1,120 @@
+"""Temporary files and other resources: tracked, removed on every exit, leaks reported.
+
+Temporary files live beside their target and carry a recognisable name,
+``.<final name>.unibackup-<pid>-<token>.tmp``, so that a later run can find the leftovers of a
+crashed one (its process is gone) and remove them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import secrets
+import shutil
+import traceback
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+TEMP_MARK = ".unibackup-"
+_TEMP_NAME = re.compile(r"^\.(?P<final>.+)\.unibackup-(?P<pid>\d+)-(?P<token>[0-9a-f]+)\.tmp$")
+
+
+def _where() -> str:
+    frame = traceback.extract_stack(limit=4)[0]
+    return f"{os.path.basename(frame.filename)}:{frame.lineno}"
+
+
+class ResourceManager:
+    """Creates and tracks temporary paths and open resources for one operation."""
+
+    def __init__(self) -> None:
+        self._temp_paths: dict[Path, str] = {}
+        self._open: dict[int, tuple[str, str, Any]] = {}
+
+    def temp_path(self, directory: Path, final_name: str) -> Path:
+        """A fresh temporary path in ``directory``, removed at clean-up unless :meth:`keep` is called."""
+        path = directory / f".{final_name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        self._temp_paths[path] = _where()
+        return path
+
+    def keep(self, path: Path) -> None:
+        """``path`` was renamed into place (or removed): stop tracking it."""
+        self._temp_paths.pop(path, None)
+
+    def track(self, resource: Any, description: str) -> Any:
+        """Remember an open resource (file, connection) until :meth:`release`."""
+        self._open[id(resource)] = (description, _where(), resource)
+        return resource
+
+    def release(self, resource: Any) -> None:
+        self._open.pop(id(resource), None)
+
+    def cleanup(self) -> list[str]:
+        """Remove every temporary path; return warnings about resources left open."""
+        for path in list(self._temp_paths):
+            try:
+                if path.is_dir() and not path.is_symlink():
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    path.unlink(missing_ok=True)
+            except OSError as error:
+                log.warning("could not remove the temporary %s: %s", path, error)
+            self._temp_paths.pop(path, None)
+        leaks = []
+        for description, where, resource in self._open.values():
+            leaks.append(f"{description} opened at {where} was left open")
+            close = getattr(resource, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:  # closing a leaked resource must not hide the real outcome
+                    pass
+        self._open.clear()
+        for leak in leaks:
+            log.warning("resource leak: %s", leak)
+        return leaks
+
+    def __enter__(self) -> "ResourceManager":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.cleanup()
+
+
+def find_leftovers(directory: Path) -> list[Path]:
+    """Temporary files in ``directory`` left by unibackup runs whose process is gone."""
+    found = []
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return []
+    for entry in entries:
+        match = _TEMP_NAME.match(entry.name)
+        if match is None:
+            continue
+        pid = int(match.group("pid"))
+        if pid != os.getpid() and psutil.pid_exists(pid):
+            continue  # another run is writing it right now
+        found.append(Path(entry.path))
+    return found
+
+
+def remove_leftovers(directory: Path, is_ours: Any = None) -> list[Path]:
+    """Remove what :func:`find_leftovers` finds (and ``is_ours(path)`` confirms); say so in the log."""
+    removed = []
+    for path in find_leftovers(directory):
+        if is_ours is not None and not is_ours(path):
+            continue
+        try:
+            path.unlink()
+        except OSError as error:
+            log.warning("could not remove the leftover %s: %s", path.name, error)
+            continue
+        log.warning("removed %s, left by an interrupted unibackup run", path.name)
+        removed.append(path)
+    return removed

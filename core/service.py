@@ -1,0 +1,310 @@
+"""``BackupService``: the API that the command line and embedding code use.
+
+It wires the plugins (through the plugin manager) into the pipelines, and runs every operation
+inside an operation context, with tracked resources and clean cancellation.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+import attrs
+
+from . import __version__
+from .backup import run_backup
+from .cancellation import cancel_on_signals
+from .config import Config
+from .errors import UnibackupError, UsageError
+from .events import EventListener
+from .files import OpenedBackup, backup_file_name, is_backup_name, open_backup
+from .format import BackupReader, ReadLimits
+from .hooks import Hooks
+from .locations import parse_location
+from .models import BackupHeader, BackupOptions, BackupResult, RestoreResult, Trailer
+from .operations import OperationContext, classify
+from .manager import PluginHost, get_plugin_manager
+from .resources import ResourceManager, remove_leftovers
+from .restore import run_restore
+from .source import Location
+from .validation import ValidationReport
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+@attrs.frozen
+class BackupSummary:
+    """One row of ``unibackup list``."""
+
+    path: str
+    size: int
+    compressor: str | None
+    format_version: int | None
+    created_at: str | None
+    source: str | None
+    engine: str | None
+    tables: int | None
+    error: str | None = None
+
+
+@attrs.frozen
+class BackupInfo:
+    """What ``unibackup info`` shows."""
+
+    path: str
+    size: int
+    compressor: str | None
+    format_version: int
+    migrated_by: tuple[str, ...]
+    header: BackupHeader
+    trailer: Trailer | None
+    table_rows: dict[str, int]
+
+
+@attrs.frozen
+class SizeEstimate:
+    """What ``unibackup estimate`` shows."""
+
+    source: str
+    engine: str
+    tables: int
+    rows: int
+    source_bytes: int
+    estimated_backup_bytes: dict[str, int]  # per compressor
+    per_table: dict[str, int]  # row estimates
+
+
+class BackupService:
+    """Backup, restore, verify, list, inspect and estimate, with the plugins of ``host``."""
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        host: PluginHost | None = None,
+        *,
+        listeners: list[EventListener] | None = None,
+        interactive: bool = False,
+    ):
+        self.config = config or Config()
+        if host is None:
+            host = get_plugin_manager(
+                disabled=self.config.plugins.disable,
+                allow_only=self.config.plugins.allow_only,
+                strict=self.config.plugins.strict,
+            )
+        self.host = host
+        self.hooks = Hooks(host)
+        self.version = __version__
+        self._extra_listeners = listeners or []
+        self.interactive = interactive
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def resolve_location(self, text: str, *, for_restore: bool = False) -> Location:
+        """Parse a source or target; a bare path becomes a location of the engine that accepts it."""
+        location = parse_location(text)
+        if location.scheme:
+            return location
+        path = location.path
+        if not for_restore and not os.path.exists(path):
+            raise UsageError(f"the source {path!r} does not exist")
+        if not for_restore and os.path.isdir(path):
+            raise UsageError(f"the source {path!r} is a directory, not a database file")
+        if for_restore and not os.path.exists(path):
+            candidates = [e.implementation for e in self.hooks.sources if e.implementation.accepts_path("")]
+            scheme = candidates[0].schemes[0] if candidates else ""
+        else:
+            scheme = self.hooks.source_for(location).schemes[0]
+        return attrs.evolve(location, scheme=scheme, path=os.path.abspath(path))
+
+    def read_limits(self) -> ReadLimits:
+        limits = self.config.limits
+        return ReadLimits(max_line_bytes=limits.max_line_bytes, max_decompressed_bytes=limits.max_decompressed_bytes, max_ratio=limits.max_ratio)
+
+    @contextlib.contextmanager
+    def open_backup(self, path: str | os.PathLike[str]) -> Iterator[OpenedBackup]:
+        """Open a backup for reading, whatever its compression and format version."""
+        compressors = [entry.implementation for entry in self.hooks.compressors]
+        migrators = [entry.implementation for entry in self.hooks.migrators]
+        with open_backup(path, compressors, migrators, self.read_limits()) as opened:
+            yield opened
+
+    def batching_settings(self) -> dict[str, Any]:
+        return attrs.asdict(self.config.batching)
+
+    def unique_backup_path(self, directory: Path, display_name: str, created: datetime.datetime, suffix: str) -> Path:
+        return directory / backup_file_name(display_name, created, suffix)
+
+    def _listeners(self) -> list[EventListener]:
+        listeners: list[EventListener] = []
+        for entry in self.hooks.listeners:
+            cls = entry.implementation
+            if cls.interactive and not self.interactive:
+                continue
+            try:
+                listeners.append(cls({"monitoring": attrs.asdict(self.config.monitoring)}))
+            except Exception as error:
+                log.warning("event listener %r failed to start: %s", entry.name, error)
+        return listeners + list(self._extra_listeners)
+
+    def _run(self, kind: str, body: Callable[[OperationContext, ResourceManager], T], *, source: str | None = None, target: str | None = None) -> T:
+        """Run ``body`` as one operation: context, events, resources, cancellation, classified errors."""
+        context = OperationContext(kind=kind, source=source, target=target, listeners=self._listeners())
+        resources = ResourceManager()
+        with cancel_on_signals(kind):
+            try:
+                context.start()
+                result = body(context, resources)
+            except (Exception, KeyboardInterrupt) as error:
+                resources.cleanup()
+                classified = classify(error)
+                context.fail(classified)
+                if classified is error:
+                    raise
+                raise classified from error
+            leaks = resources.cleanup()
+            for leak in leaks:
+                context.emit("warning", message=f"resource leak: {leak}")
+            context.finish(result=result)
+            return result
+
+    # -- operations ----------------------------------------------------------------------------
+    def create_backup(
+        self,
+        source: str,
+        output_dir: str | os.PathLike[str] | None = None,
+        *,
+        compression: str | None = None,
+        level: int | None = None,
+        batching: str | None = None,
+        tables: tuple[str, ...] = (),
+        exclude_tables: tuple[str, ...] = (),
+    ) -> BackupResult:
+        """Back up ``source`` into a new file in ``output_dir``; returns where and what."""
+        defaults = self.config.backup
+        options = BackupOptions(
+            compression=compression or defaults.compression,
+            level=level if level is not None else defaults.level,
+            batching=batching or defaults.batching,
+            tables=tuple(tables),
+            exclude_tables=tuple(exclude_tables) + tuple(t for t in defaults.exclude_tables if t not in exclude_tables),
+        )
+        directory = Path(output_dir if output_dir is not None else defaults.output_dir)
+        directory = self._prepare_output_dir(directory)
+
+        def body(context: OperationContext, resources: ResourceManager) -> BackupResult:
+            remove_leftovers(directory, self._is_our_temporary)
+            return run_backup(self, source, directory, options, context, resources)
+
+        return self._run("backup", body)
+
+    def _prepare_output_dir(self, directory: Path) -> Path:
+        if directory.exists() and not directory.is_dir():
+            raise UsageError(f"the output directory {str(directory)!r} is a file")
+        if not directory.exists():
+            try:
+                directory.mkdir(mode=0o700, parents=True)
+            except OSError as error:
+                raise UsageError(f"cannot create the output directory {str(directory)!r}: {error.strerror}") from None
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise UsageError(f"the output directory {str(directory)!r} is not writable")
+        return directory
+
+    def _is_our_temporary(self, path: Path) -> bool:
+        """A leftover is ours when it is empty or opens as the start of a backup."""
+        try:
+            if path.stat().st_size == 0:
+                return True
+            with self.open_backup(path) as opened:
+                for lines in opened.splitter:
+                    return lines[0].startswith(b'{"type":"header"')
+        except (UnibackupError, OSError):
+            return False
+        return False
+
+    def restore_backup(
+        self,
+        backup: str | os.PathLike[str],
+        target: str,
+        *,
+        tables: tuple[str, ...] = (),
+        force: bool = False,
+        allow_lossy: bool = False,
+    ) -> RestoreResult:
+        """Restore ``backup`` into ``target``, validating as it streams; nothing is written on failure."""
+
+        def body(context: OperationContext, resources: ResourceManager) -> RestoreResult:
+            return run_restore(self, str(backup), target, tuple(tables), force, allow_lossy, context, resources)
+
+        return self._run("restore", body, source=str(backup))
+
+    def verify_backup(self, backup: str | os.PathLike[str], level: str = "full") -> ValidationReport:
+        """Validate ``backup`` at ``level`` (quick, full, deep); a damaged file gives ``valid=False``."""
+        validator_cls = self.hooks.validators.get(level)
+
+        def body(context: OperationContext, resources: ResourceManager) -> ValidationReport:
+            return validator_cls().validate(str(backup), self)
+
+        return self._run("verify", body, source=str(backup))
+
+    def inspect_backup(self, backup: str | os.PathLike[str], *, read_all: bool = True) -> BackupInfo:
+        """Header, trailer and per-table row counts of ``backup`` (checked as it is read)."""
+        with self.open_backup(backup) as opened:
+            reader = BackupReader(opened.splitter, check_digests=False)
+            table_rows: dict[str, int] = {}
+            header = None
+            for record in reader:
+                if isinstance(record, BackupHeader):
+                    header = record
+                    if not read_all:
+                        break
+                elif hasattr(record, "digest") and hasattr(record, "name"):
+                    name = f"{record.namespace}.{record.name}" if record.namespace else record.name
+                    table_rows[name] = record.rows
+            assert header is not None
+            compressor = opened.compressor.name if opened.compressor else "none"
+            return BackupInfo(str(opened.path), opened.compressed_size, compressor, opened.format_version, opened.migrators, header, reader.trailer, table_rows)
+
+    def list_backups(self, directory: str | os.PathLike[str] = ".") -> list[BackupSummary]:
+        """Every backup file in ``directory``, newest first; unreadable ones say why."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise UsageError(f"{str(directory)!r} is not a directory")
+        summaries = []
+        for path in sorted(directory.iterdir()):
+            if not path.is_file() or not is_backup_name(path.name):
+                continue
+            try:
+                info = self.inspect_backup(path, read_all=False)
+                header = info.header
+                summaries.append(
+                    BackupSummary(str(path), info.size, info.compressor, info.format_version, header.created_at, header.source.identity, header.source.engine, len(header.schema.tables))
+                )
+            except UnibackupError as error:
+                summaries.append(BackupSummary(str(path), path.stat().st_size, None, None, None, None, None, None, error.user_line()))
+        summaries.sort(key=lambda s: s.created_at or "", reverse=True)
+        return summaries
+
+    def estimate(self, source: str) -> SizeEstimate:
+        """Rows and a backup-size estimate per compressor, from the source's own statistics."""
+        location = self.resolve_location(source)
+        source_cls = self.hooks.source_for(location)
+        reader = source_cls(location, self.config.source.get(source_cls.name, {}))
+        try:
+            reader.open_snapshot()
+            schema = reader.describe()
+            size = reader.estimate_size()
+        finally:
+            reader.close()
+        rows = sum(t.row_estimate or 0 for t in schema.tables)
+        # JSON Lines is typically 1.3x the stored size; measured compression ratios of the codecs
+        json_bytes = int(size * 1.3)
+        ratios = {"none": 1.0, "zstd": 4.0, "gzip": 3.5, "brotli": 4.5}
+        estimated = {entry.name: int(json_bytes / ratios.get(entry.name, 3.0)) for entry in self.hooks.compressors}
+        per_table = {t.qualified_name: t.row_estimate or 0 for t in schema.tables}
+        return SizeEstimate(location.identity, source_cls.name, len(schema.tables), rows, size, estimated, per_table)

@@ -1,0 +1,184 @@
+"""Encoding row values as JSON, and back, exactly.
+
+A row line is a JSON array. A value is ``null``, a boolean, a number, a string, or a *tagged
+value*: an object with exactly one key naming the tag, for what JSON cannot hold exactly
+(``docs/format.md`` lists the tags). Plain JSON objects never appear as values, so a reader can
+tell a tag from data without knowing the column types.
+
+The encoder is the hot path of every backup: it serialises a whole row with orjson and only
+falls back to a value-by-value walk for the rare rows that need it.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+import math
+import uuid
+from typing import Any, Callable, Iterable
+
+import attrs
+import orjson
+
+from .errors import CorruptBackupError
+
+_INT64_MIN = -(2**63)
+_UINT64_MAX = 2**64 - 1
+
+
+@attrs.frozen
+class RawText:
+    """Text whose bytes are not valid UTF-8; kept byte for byte."""
+
+    data: bytes
+
+
+@attrs.frozen
+class Tagged:
+    """A tagged value for an engine-specific type, passed through to the restore target as is."""
+
+    tag: str
+    payload: Any
+
+
+def _encode_special(value: Any) -> Any:
+    """orjson's ``default``: the types orjson cannot write, or must not write untagged."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return {"$bytes": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, decimal.Decimal):
+        return {"$decimal": str(value)}
+    if isinstance(value, datetime.datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, datetime.date):
+        return {"$date": value.isoformat()}
+    if isinstance(value, datetime.time):
+        return {"$time": value.isoformat()}
+    if isinstance(value, datetime.timedelta):
+        return {"$timedelta": [value.days, value.seconds, value.microseconds]}
+    if isinstance(value, uuid.UUID):
+        return {"$uuid": str(value)}
+    if isinstance(value, RawText):
+        return {"$text": base64.b64encode(value.data).decode("ascii")}
+    if isinstance(value, Tagged):
+        return {value.tag: value.payload}
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"cannot encode a value of type {type(value).__name__}")
+
+
+def _encode_value_slowly(value: Any) -> Any:
+    """The value-by-value path for what orjson rejects or would write lossily."""
+    kind = type(value)
+    if kind is str:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return {"$text": base64.b64encode(value.encode("utf-8", "surrogateescape")).decode("ascii")}
+        return value
+    if kind is float and not math.isfinite(value):
+        return {"$float": "nan" if value != value else ("inf" if value > 0 else "-inf")}
+    if kind is int and not _INT64_MIN <= value <= _UINT64_MAX:
+        return {"$int": str(value)}
+    if kind in (list, tuple):
+        return {"$array": [_encode_value_slowly(item) for item in value]}
+    return value
+
+
+def _has_non_finite_float(row: Iterable[Any]) -> bool:
+    return any(type(value) is float and not math.isfinite(value) for value in row)
+
+
+_dumps = orjson.dumps
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME
+
+
+def encode_row(row: Iterable[Any]) -> bytes:
+    """One row as one JSON line (without the newline).
+
+    Strings that hold bytes that are not UTF-8 must arrive as :class:`RawText` or as ``str``
+    decoded with ``surrogateescape``; both come back as the original bytes.
+    """
+    try:
+        line = _dumps(row, default=_encode_special, option=_OPTIONS)
+    except (TypeError, orjson.JSONEncodeError):
+        return _dumps([_encode_value_slowly(value) for value in row], default=_encode_special, option=_OPTIONS)
+    # orjson writes NaN and ±Infinity as null; only a line with a null can hide one.
+    if b"null" in line and _has_non_finite_float(row):
+        return _dumps([_encode_value_slowly(value) for value in row], default=_encode_special, option=_OPTIONS)
+    return line
+
+
+def encode_rows(rows: Iterable[Iterable[Any]]) -> list[bytes]:
+    """Encode a batch of rows; see :func:`encode_row`."""
+    return [encode_row(row) for row in rows]
+
+
+def _decode_float(payload: Any) -> float:
+    if payload not in ("nan", "inf", "-inf"):
+        raise ValueError(payload)
+    return float(payload)
+
+
+def _decode_timedelta(payload: Any) -> datetime.timedelta:
+    days, seconds, microseconds = payload
+    return datetime.timedelta(days=days, seconds=seconds, microseconds=microseconds)
+
+
+def _decode_array(payload: Any) -> list[Any]:
+    if type(payload) is not list:
+        raise ValueError("not a list")
+    return [decode_value(item) for item in payload]
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "$bytes": lambda payload: base64.b64decode(payload, validate=True),
+    "$text": lambda payload: RawText(base64.b64decode(payload, validate=True)),
+    "$float": _decode_float,
+    "$int": lambda payload: int(payload),
+    "$decimal": lambda payload: decimal.Decimal(payload),
+    "$datetime": lambda payload: datetime.datetime.fromisoformat(payload),
+    "$date": lambda payload: datetime.date.fromisoformat(payload),
+    "$time": lambda payload: datetime.time.fromisoformat(payload),
+    "$timedelta": _decode_timedelta,
+    "$uuid": lambda payload: uuid.UUID(payload),
+    "$array": _decode_array,
+}
+
+
+def decode_value(value: Any) -> Any:
+    """Turn one JSON value of a row back into its Python value."""
+    if type(value) is not dict:
+        if type(value) is list:
+            raise CorruptBackupError("a row value is a bare JSON array")
+        return value
+    if len(value) != 1:
+        raise CorruptBackupError("a row value is an object that is not a tagged value")
+    ((tag, payload),) = value.items()
+    decoder = _DECODERS.get(tag)
+    if decoder is None:
+        if tag.startswith("$") and len(tag) > 1:
+            return Tagged(tag, payload)
+        raise CorruptBackupError(f"a row value has the unknown tag {tag!r}")
+    try:
+        return decoder(payload)
+    except CorruptBackupError:
+        raise
+    except Exception as error:  # a tag with a payload of the wrong shape
+        raise CorruptBackupError(f"a {tag} value is malformed: {error}") from None
+
+
+_loads = orjson.loads
+
+
+def decode_row(line: bytes) -> list[Any]:
+    """One row line back into a list of values; raises :class:`CorruptBackupError`."""
+    try:
+        row = _loads(line)
+    except orjson.JSONDecodeError as error:
+        raise CorruptBackupError(f"a row line is not valid JSON ({error})") from None
+    if type(row) is not list:
+        raise CorruptBackupError("a row line is not a JSON array")
+    if b"{" in line or line.find(b"[", 1) >= 0:
+        row = [decode_value(value) for value in row]
+    return row

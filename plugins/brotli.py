@@ -1,0 +1,91 @@
+"""The ``brotli`` compressor: the smallest files, the slowest writes.
+
+Brotli streams have no magic number, so a reader recognises one by decompressing the first bytes
+and finding the start of a backup there.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Any, BinaryIO
+
+import brotli
+
+from unibackup import hookimpl
+from unibackup.compression import Compressor, CompressWriter
+
+_READ_SIZE = 1 << 18
+
+
+class _BrotliWriter(CompressWriter):
+    def __init__(self, raw: BinaryIO, level: int):
+        self._raw = raw
+        self._compressor = brotli.Compressor(quality=level, lgwin=24)
+
+    def write(self, data: bytes) -> None:
+        out = self._compressor.process(data)
+        if out:
+            self._raw.write(out)
+
+    def finish(self) -> None:
+        self._raw.write(self._compressor.finish())
+
+
+class _BrotliReader(io.RawIOBase):
+    """Decompresses with a bounded output buffer, so a hostile stream cannot balloon in memory."""
+
+    def __init__(self, raw: BinaryIO):
+        self._raw = raw
+        self._decompressor = brotli.Decompressor()
+        self._pending = b""
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            if self._decompressor.is_finished():
+                return 0
+            if self._decompressor.can_accept_more_data():
+                data = self._raw.read(_READ_SIZE)
+                if not data:
+                    raise EOFError("the brotli stream ended before its end marker (truncated)")
+            else:
+                data = b""
+            self._pending = self._decompressor.process(data, output_buffer_limit=1 << 20)
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+
+class BrotliCompressor(Compressor):
+    """Brotli, quality 0-11 (default 5)."""
+
+    name = "brotli"
+    suffix = ".br"
+    magic = ()
+    default_level = 5
+    min_level = 0
+    max_level = 11
+    version = getattr(brotli, "__version__", "")
+
+    @classmethod
+    def recognises(cls, head: bytes) -> bool:
+        try:
+            out = brotli.Decompressor().process(head[:4096], output_buffer_limit=64)
+        except brotli.error:
+            return False
+        return out[:1] in (b"{", b"[")
+
+    def open_writer(self, raw: BinaryIO, level: int | None) -> CompressWriter:
+        return _BrotliWriter(raw, level if level is not None else self.default_level)
+
+    def open_reader(self, raw: BinaryIO) -> BinaryIO:
+        return io.BufferedReader(_BrotliReader(raw), 1 << 20)  # type: ignore[return-value]
+
+
+@hookimpl
+def unibackup_register_compressors() -> list[type[Compressor]]:
+    return [BrotliCompressor]

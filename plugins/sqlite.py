@@ -1,0 +1,486 @@
+"""The built-in ``sqlite`` source and restore target.
+
+Reading happens inside one read transaction, so a concurrent writer cannot make the backup
+inconsistent. Every value keeps its storage class: TEXT that is not valid UTF-8 is read with
+``surrogateescape`` and tagged by the encoder; the rowid of rowid tables is kept as a hidden
+first column. Restore writes a new database file beside the target and puts it in place only
+after everything succeeded.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import secrets
+import sqlite3
+import urllib.parse
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from unibackup import hookimpl
+from unibackup.errors import SourceError, TransientError, UsageError
+from unibackup.files import fsync_directory
+from unibackup.models import ColumnSchema, DatabaseSchema, SchemaObject, TableSchema
+from unibackup.source import BatchSizer, RestorePlan, Source
+from unibackup.values import RawText, encode_rows
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+ROWID_ALIASES = ("rowid", "_rowid_", "oid")
+_CONTENT_OPTION = re.compile(r"\bcontent\s*=\s*(?:'((?:[^']|'')*)'|\"((?:[^\"]|\"\")*)\"|([^\s,)]*))", re.IGNORECASE)
+_USING_MODULE = re.compile(r"\bUSING\s+([A-Za-z0-9_]+)", re.IGNORECASE)
+_TRANSIENT_MESSAGES = ("database is locked", "database table is locked", "database is busy", "database schema has changed")
+
+
+def quote(name: str) -> str:
+    """An identifier quoted for SQLite, whatever characters it holds."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _translate(error: sqlite3.Error, what: str, path: str) -> Exception:
+    """A sqlite3 error as a unibackup error with one clear line."""
+    message = str(error)
+    name = os.path.basename(path)
+    if any(text in message for text in _TRANSIENT_MESSAGES):
+        return TransientError(f"the database {name!r} is locked by another process ({message})")
+    if "file is not a database" in message or "file is encrypted" in message:
+        return SourceError(f"{name!r} is not a SQLite database, or it is damaged ({message})")
+    if "malformed" in message or "disk I/O error" in message:
+        return SourceError(f"the database {name!r} is damaged: {message}", hint="check it with 'unibackup check'")
+    if "unable to open" in message:
+        return SourceError(f"cannot open {name!r}: {message}")
+    if "no such module" in message:
+        return SourceError(f"{what} needs a SQLite extension that is not loaded ({message})")
+    return SourceError(f"{what} failed on {name!r}: {message}")
+
+
+def logical_type(declared: str) -> str:
+    """The portable logical type of a declared SQLite column type (affinity rules, plus common names)."""
+    text = declared.upper()
+    if not text:
+        return "any"
+    if "BOOL" in text:
+        return "boolean"
+    if "INT" in text:
+        return "integer"
+    if any(word in text for word in ("CHAR", "CLOB", "TEXT")):
+        return "text"
+    if "BLOB" in text:
+        return "bytes"
+    if any(word in text for word in ("REAL", "FLOA", "DOUB")):
+        return "float"
+    if "DATETIME" in text or "TIMESTAMP" in text:
+        return "datetime"
+    if "DATE" in text:
+        return "date"
+    if "TIME" in text:
+        return "time"
+    if "JSON" in text:
+        return "json"
+    if "UUID" in text:
+        return "uuid"
+    if "DEC" in text or "NUMERIC" in text or "MONEY" in text:
+        return "decimal"
+    return "any"
+
+
+def _precision(declared: str) -> dict[str, Any]:
+    match = re.search(r"\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\)", declared)
+    if not match:
+        return {}
+    options = {"length": int(match.group(1))}
+    if match.group(2) is not None:
+        options = {"precision": int(match.group(1)), "scale": int(match.group(2))}
+    return options
+
+
+def _content_option(sql: str) -> str | None:
+    """The ``content=`` option of an FTS table: None when absent."""
+    match = _CONTENT_OPTION.search(sql)
+    if not match:
+        return None
+    for group in match.groups():
+        if group is not None:
+            return group
+    return ""
+
+
+class SQLiteSource(Source):
+    """SQLite files: source (``sqlite:///path`` or a bare path) and restore target."""
+
+    name = "sqlite"
+    schemes = ("sqlite",)
+    version = sqlite3.sqlite_version
+
+    def __init__(self, location: Any, settings: dict[str, Any] | None = None):
+        super().__init__(location, settings)
+        self.path = os.path.abspath(location.path)
+        self._conn: sqlite3.Connection | None = None
+        self._temporary: Path | None = None
+        self._replace = False
+
+    @classmethod
+    def accepts_path(cls, path: str) -> bool:
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(len(SQLITE_MAGIC))
+        except FileNotFoundError:
+            return True  # a new database file for a restore
+        except OSError:
+            return False
+        return head == SQLITE_MAGIC or head == b""
+
+    # -- backup side -------------------------------------------------------------------------
+    def open_snapshot(self) -> None:
+        if not os.path.exists(self.path):
+            raise UsageError(f"the source {self.path!r} does not exist")
+        uri = "file:" + urllib.parse.quote(self.path) + "?mode=ro"
+        timeout = float(self.settings.get("busy_timeout", 1.0))
+        try:
+            conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout, check_same_thread=False)
+        except sqlite3.Error as error:
+            raise _translate(error, "opening", self.path) from None
+        conn.text_factory = functools.partial(str, encoding="utf-8", errors="surrogateescape")
+        try:
+            conn.execute("BEGIN")
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot starts here
+        except sqlite3.Error as error:
+            conn.close()
+            raise _translate(error, "opening", self.path) from None
+        self._conn = conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("the SQLite source is not open")
+        return self._conn
+
+    def server_version(self) -> str:
+        return sqlite3.sqlite_version
+
+    def _pragma(self, name: str) -> Any:
+        return self.conn.execute(f"PRAGMA main.{name}").fetchone()[0]
+
+    def describe(self) -> DatabaseSchema:
+        try:
+            return self._describe()
+        except sqlite3.Error as error:
+            raise _translate(error, "reading the schema", self.path) from None
+
+    def _describe(self) -> DatabaseSchema:
+        conn = self.conn
+        kinds = {row[1]: row for row in conn.execute("PRAGMA main.table_list")}
+        sequences = {}
+        if "sqlite_sequence" in kinds:
+            sequences = dict(conn.execute("SELECT name, seq FROM main.sqlite_sequence"))
+        master = conn.execute("SELECT type, name, tbl_name, sql FROM main.sqlite_master ORDER BY rowid").fetchall()
+        tables: list[TableSchema] = []
+        objects: list[SchemaObject] = []
+        for kind, name, table_name, sql in master:
+            if kind == "table":
+                if name.startswith("sqlite_"):
+                    continue
+                listed = kinds.get(name)
+                if listed is not None and listed[2] == "shadow":
+                    continue  # data of a virtual table, rebuilt through it
+                tables.append(self._describe_table(name, sql, listed, sequences))
+            elif sql is not None and kind in ("index", "view", "trigger"):
+                objects.append(SchemaObject(kind=kind, name=name, sql=sql, table=table_name))
+        settings = {
+            "user_version": self._pragma("user_version"),
+            "application_id": self._pragma("application_id"),
+            "page_size": self._pragma("page_size"),
+            "auto_vacuum": self._pragma("auto_vacuum"),
+            "encoding": self._pragma("encoding"),
+            "journal_mode": self._pragma("journal_mode"),
+        }
+        return DatabaseSchema(engine=self.name, tables=tuple(tables), objects=tuple(objects), settings=settings)
+
+    def _describe_table(self, name: str, sql: str, listed: Any, sequences: dict[str, int]) -> TableSchema:
+        conn = self.conn
+        virtual = sql.upper().startswith("CREATE VIRTUAL TABLE")
+        without_rowid = bool(listed[4]) if listed is not None else False
+        strict = bool(listed[5]) if listed is not None else False
+        info = conn.execute(f"PRAGMA main.table_xinfo({quote(name)})").fetchall()
+        columns: list[ColumnSchema] = []
+        generated: list[ColumnSchema] = []
+        pk_columns = [row for row in info if row[5] > 0]
+        for cid, column, declared, notnull, default, pk, hidden in info:
+            declared = declared or ""
+            schema = ColumnSchema(
+                name=column,
+                declared_type=declared,
+                logical_type=logical_type(declared),
+                nullable=not notnull,
+                default=default,
+                primary_key=pk,
+                options=_precision(declared),
+            )
+            if hidden in (2, 3):
+                generated.append(ColumnSchema(
+                    name=column, declared_type=declared, logical_type=schema.logical_type, nullable=schema.nullable,
+                    options={"stored": hidden == 3},
+                ))
+            elif hidden == 0:
+                columns.append(schema)
+        options: dict[str, Any] = {}
+        if without_rowid:
+            options["without_rowid"] = True
+        if strict:
+            options["strict"] = True
+        if name in sequences:
+            options["autoincrement_seq"] = sequences[name]
+        has_data = True
+        module = None
+        if virtual:
+            match = _USING_MODULE.search(sql)
+            module = match.group(1).lower() if match else None
+            options["module"] = module
+        rowid_alias = len(pk_columns) == 1 and (pk_columns[0][2] or "").upper() == "INTEGER" and not without_rowid
+        needs_rowid = (not virtual and not without_rowid and not rowid_alias) or (virtual and module and module.startswith("fts"))
+        if needs_rowid:
+            taken = {column.name.lower() for column in columns} | {column.name.lower() for column in generated}
+            alias = next((a for a in ROWID_ALIASES if a not in taken), None)
+            if alias is None:
+                options["rowid_not_kept"] = "every rowid alias is a column name"
+            else:
+                columns.insert(0, ColumnSchema(name=alias, declared_type="INTEGER", logical_type="integer", nullable=False, hidden="rowid"))
+        if virtual and module and module.startswith("fts"):
+            content = _content_option(sql)
+            if content is not None:
+                has_data = False
+                options["data_not_kept"] = "contentless FTS table" if content == "" else f"external-content FTS table over {content!r}; rebuilt after restore"
+                options["rebuild"] = content != ""
+        row_estimate = self._row_estimate(name, without_rowid or virtual) if has_data else 0
+        return TableSchema(
+            name=name,
+            columns=tuple(columns),
+            kind="virtual" if virtual else "table",
+            create_sql=sql,
+            row_estimate=row_estimate,
+            has_data=has_data,
+            generated_columns=tuple(generated),
+            options=options,
+        )
+
+    def _row_estimate(self, name: str, count_rows: bool) -> int | None:
+        """A cheap estimate: the rowid span for rowid tables, a count for the others."""
+        try:
+            if count_rows:
+                return self.conn.execute(f"SELECT count(*) FROM main.{quote(name)}").fetchone()[0]
+            low, high = self.conn.execute(f"SELECT min(rowid), max(rowid) FROM main.{quote(name)}").fetchone()
+        except sqlite3.Error:
+            return None
+        if low is None:
+            return 0
+        return int(high - low + 1)
+
+    def _select(self, table: TableSchema) -> str:
+        columns = ", ".join(column.name if column.hidden == "rowid" else quote(column.name) for column in table.columns)
+        return f"SELECT {columns} FROM main.{quote(table.name)}"
+
+    def read_batches(self, table: TableSchema, sizer: BatchSizer) -> Iterator[Sequence[bytes]]:
+        if not table.columns:
+            return
+        try:
+            cursor = self.conn.execute(self._select(table))
+            while True:
+                rows = cursor.fetchmany(sizer.next_batch_size())
+                if not rows:
+                    break
+                yield encode_rows(rows)
+        except sqlite3.Error as error:
+            raise _translate(error, f"reading table {table.name!r}", self.path) from None
+
+    def estimate_size(self) -> int:
+        conn = self.conn
+        pages = conn.execute("PRAGMA main.page_count").fetchone()[0] - conn.execute("PRAGMA main.freelist_count").fetchone()[0]
+        return int(pages * conn.execute("PRAGMA main.page_size").fetchone()[0])
+
+    def health_check(self) -> list[str]:
+        try:
+            problems = [row[0] for row in self.conn.execute("PRAGMA main.quick_check")]
+        except sqlite3.Error as error:
+            return [str(error)]
+        return [] if problems == ["ok"] else problems
+
+    # -- restore side ------------------------------------------------------------------------
+    def _target_in_use(self) -> bool:
+        """Whether the target file exists and holds anything."""
+        if not os.path.exists(self.path) or os.path.getsize(self.path) == 0:
+            return False
+        try:
+            conn = sqlite3.connect("file:" + urllib.parse.quote(self.path) + "?mode=ro", uri=True)
+            try:
+                return conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] > 0
+            finally:
+                conn.close()
+        except sqlite3.Error:
+            return True  # not a database we can read: never overwrite it without --force
+
+    def open_restore(self, plan: RestorePlan) -> None:
+        directory = os.path.dirname(self.path) or "."
+        if not os.path.isdir(directory):
+            raise UsageError(f"the directory of the target {self.path!r} does not exist")
+        if os.path.isdir(self.path):
+            raise UsageError(f"the target {self.path!r} is a directory")
+        if self._target_in_use():
+            if not plan.force:
+                raise UsageError(f"the target {self.path!r} exists and is not empty", hint="use --force to replace it after a successful restore")
+            self._replace = True
+        name = os.path.basename(self.path)
+        self._temporary = Path(directory) / f".{name}.unibackup-{os.getpid()}-{secrets.token_hex(4)}.tmp"
+        settings = plan.schema.settings if plan.schema.engine == self.name else {}
+        try:
+            conn = sqlite3.connect(self._temporary, isolation_level=None, check_same_thread=False)
+            # The file is thrown away on failure, so the journal only has to serve savepoints.
+            conn.execute("PRAGMA journal_mode=MEMORY")
+            conn.execute("PRAGMA synchronous=OFF")
+            if settings.get("page_size"):
+                conn.execute(f"PRAGMA page_size={int(settings['page_size'])}")
+            if settings.get("auto_vacuum") is not None:
+                conn.execute(f"PRAGMA auto_vacuum={int(settings['auto_vacuum'])}")
+            if settings.get("encoding") in ("UTF-8", "UTF-16le", "UTF-16be"):
+                conn.execute(f"PRAGMA encoding='{settings['encoding']}'")
+            conn.execute("BEGIN")
+        except sqlite3.Error as error:
+            raise _translate(error, "creating the restore target", self.path) from None
+        except OSError as error:
+            raise SourceError(f"cannot create the restore target beside {self.path!r}: {error.strerror}") from None
+        self._conn = conn
+        self._journal_mode = settings.get("journal_mode")
+        self._inserts: dict[tuple[str | None, str], str] = {}
+
+    def create_schema(self, plan: RestorePlan) -> list[str]:
+        if plan.source_engine != self.name:
+            raise UsageError(f"restoring a {plan.source_engine} backup into SQLite is not supported yet")
+        for table in plan.tables:
+            try:
+                self.conn.execute(table.create_sql or "")
+            except sqlite3.Error as error:
+                raise _translate(error, f"creating table {table.name!r}", self.path) from None
+        return []
+
+    def _insert_sql(self, table: TableSchema) -> str:
+        key = (table.namespace, table.name)
+        sql = self._inserts.get(key)
+        if sql is None:
+            names = ", ".join(column.name if column.hidden == "rowid" else quote(column.name) for column in table.columns)
+            marks = ", ".join("?" for _ in table.columns)
+            sql = f"INSERT INTO main.{quote(table.name)} ({names}) VALUES ({marks})"
+            self._inserts[key] = sql
+        return sql
+
+    def write_rows(self, table: TableSchema, rows: list[list[Any]]) -> None:
+        if not table.has_data or not rows:
+            return
+        conn = self.conn
+        sql = self._insert_sql(table)
+        try:
+            conn.execute("SAVEPOINT batch")
+            try:
+                conn.executemany(sql, rows)
+            except (sqlite3.ProgrammingError, sqlite3.InterfaceError, OverflowError):
+                # A value the driver cannot bind as is (text that is not UTF-8): row by row.
+                conn.execute("ROLLBACK TO batch")
+                for row in rows:
+                    self._insert_one(table, sql, row)
+            conn.execute("RELEASE batch")
+        except sqlite3.Error as error:
+            raise _translate(error, f"writing table {table.name!r}", self.path) from None
+
+    def _insert_one(self, table: TableSchema, sql: str, row: list[Any]) -> None:
+        if not any(type(value) is RawText for value in row):
+            self.conn.execute(sql, row)
+            return
+        names = ", ".join(column.name if column.hidden == "rowid" else quote(column.name) for column in table.columns)
+        marks = ", ".join("CAST(? AS TEXT)" if type(value) is RawText else "?" for value in row)
+        values = [value.data if type(value) is RawText else value for value in row]
+        self.conn.execute(f"INSERT INTO main.{quote(table.name)} ({names}) VALUES ({marks})", values)
+
+    def finish_schema(self, plan: RestorePlan) -> list[str]:
+        conn = self.conn
+        selected = {table.name for table in plan.tables}
+        try:
+            for table in plan.tables:
+                seq = table.options.get("autoincrement_seq")
+                if seq is not None:
+                    updated = conn.execute("UPDATE main.sqlite_sequence SET seq = ? WHERE name = ?", (seq, table.name)).rowcount
+                    if not updated:
+                        conn.execute("INSERT INTO main.sqlite_sequence (name, seq) VALUES (?, ?)", (table.name, seq))
+                if table.options.get("rebuild"):
+                    conn.execute(f"INSERT INTO main.{quote(table.name)} ({quote(table.name)}) VALUES ('rebuild')")
+            skipped = []
+            for kind in ("index", "trigger", "view"):
+                for obj in plan.schema.objects:
+                    if obj.kind != kind or not obj.sql:
+                        continue
+                    if kind != "view" and obj.table not in selected:
+                        skipped.append(f"{kind} {obj.name} (its table was not restored)")
+                        continue
+                    conn.execute(obj.sql)
+            settings = plan.schema.settings
+            if settings.get("user_version") is not None:
+                conn.execute(f"PRAGMA user_version={int(settings['user_version'])}")
+            if settings.get("application_id") is not None:
+                conn.execute(f"PRAGMA application_id={int(settings['application_id'])}")
+        except sqlite3.Error as error:
+            raise _translate(error, "finishing the schema", self.path) from None
+        return skipped
+
+    def commit(self) -> None:
+        conn = self.conn
+        try:
+            conn.execute("COMMIT")
+            journal_mode = "wal" if self._journal_mode == "wal" else "delete"
+            conn.execute(f"PRAGMA journal_mode={journal_mode}")
+            conn.close()
+        except sqlite3.Error as error:
+            raise _translate(error, "committing the restore", self.path) from None
+        self._conn = None
+        assert self._temporary is not None
+        with open(self._temporary, "rb+") as handle:
+            os.fsync(handle.fileno())
+        if self._replace:
+            os.replace(self._temporary, self.path)
+        else:
+            try:
+                os.link(self._temporary, self.path)
+            except FileExistsError:
+                if os.path.getsize(self.path) != 0:
+                    raise UsageError(f"the target {self.path!r} appeared during the restore; it was left alone") from None
+                os.replace(self._temporary, self.path)
+            else:
+                os.unlink(self._temporary)
+        self._temporary = None
+        fsync_directory(Path(self.path).parent)
+
+    def rollback(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
+        if self._temporary is not None:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                try:
+                    os.unlink(f"{self._temporary}{suffix}")
+                except OSError:
+                    pass
+            self._temporary = None
+
+    def close(self) -> None:
+        if self._temporary is not None:
+            self.rollback()
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+            self._conn = None
+
+
+@hookimpl
+def unibackup_register_sources() -> list[type[Source]]:
+    return [SQLiteSource]

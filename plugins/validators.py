@@ -1,0 +1,88 @@
+"""The validators ``quick``, ``full`` and ``deep``.
+
+- quick: the structure, the header, every table's footer count and the trailer (no digests).
+- full: as quick, plus every digest and every value decoded and counted against its table.
+- deep: as full, plus a trial restore into a throwaway SQLite database, compared row by row count.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from unibackup import hookimpl
+from unibackup.errors import UnibackupError
+from unibackup.format import BackupReader
+from unibackup.models import TableFooter
+from unibackup.validation import Finding, ValidationReport, Validator
+
+if TYPE_CHECKING:
+    from unibackup.service import BackupService
+
+
+def _read_through(path: str, service: "BackupService", level: str, *, digests: bool, decode: bool) -> ValidationReport:
+    tables = rows = 0
+    try:
+        with service.open_backup(path) as opened:
+            reader = BackupReader(opened.splitter, check_digests=digests, decode=decode)
+            for record in reader:
+                if isinstance(record, TableFooter):
+                    tables += 1
+                    rows += record.rows
+            details = {
+                "compressor": opened.compressor.name if opened.compressor else "none",
+                "format_version": opened.format_version,
+                "migrated_by": list(opened.migrators),
+                "decompressed_bytes": opened.splitter.decompressed_bytes,
+            }
+    except UnibackupError as error:
+        if error.exit_code != 3:  # not a damaged file: a missing one, a permission problem
+            raise
+        return ValidationReport(path, level, False, tables, rows, (Finding("error", error.user_line()),))
+    return ValidationReport(path, level, True, tables, rows, (), details)
+
+
+class QuickValidator(Validator):
+    name = "quick"
+    description = "structure, header, counts and trailer"
+
+    def validate(self, path: str, service: "BackupService") -> ValidationReport:
+        return _read_through(path, service, self.name, digests=False, decode=False)
+
+
+class FullValidator(Validator):
+    name = "full"
+    description = "every digest, count and value"
+
+    def validate(self, path: str, service: "BackupService") -> ValidationReport:
+        return _read_through(path, service, self.name, digests=True, decode=True)
+
+
+class DeepValidator(Validator):
+    name = "deep"
+    description = "full, then a trial restore into a throwaway SQLite database"
+
+    def validate(self, path: str, service: "BackupService") -> ValidationReport:
+        report = _read_through(path, service, self.name, digests=True, decode=True)
+        if not report.valid:
+            return report
+        with tempfile.TemporaryDirectory(prefix="unibackup-deep-") as directory:
+            target = str(Path(directory) / "trial.sqlite")
+            try:
+                result = service.restore_backup(path, target, allow_lossy=True)
+            except UnibackupError as error:
+                finding = Finding("error", f"the trial restore failed: {error.user_line()}")
+                return ValidationReport(path, self.name, False, report.tables, report.rows, (finding,), report.details)
+        findings = []
+        if result.rows != report.rows:
+            findings.append(Finding("error", f"the trial restore wrote {result.rows} rows, the backup holds {report.rows}"))
+        for skipped in result.skipped:
+            findings.append(Finding("warning", f"the trial restore skipped {skipped}"))
+        valid = not any(f.severity == "error" for f in findings)
+        return ValidationReport(path, self.name, valid, report.tables, report.rows, tuple(findings), report.details)
+
+
+@hookimpl
+def unibackup_register_validators() -> list[type[Validator]]:
+    return [QuickValidator, FullValidator, DeepValidator]
