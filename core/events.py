@@ -17,6 +17,7 @@ EVENT_KINDS = (
     "failed",
     "cancelled",
     "warning",
+    "plan",  # a cross-engine restore's fidelity report, before anything is written
 )
 
 

@@ -206,6 +206,19 @@ class BackupResult:
 
 
 @attrs.frozen
+class ColumnMapping:
+    """How one column moves into another engine (the cross-engine fidelity report)."""
+
+    table: str
+    column: str
+    source_type: str  # the declared type in the backup
+    logical_type: str
+    target_type: str
+    fidelity: str  # "exact", "approximated" or "impossible"
+    note: str = ""  # how it is approximated, or why it is impossible
+
+
+@attrs.frozen
 class RestoreResult:
     """What ``restore_backup`` returns."""
 
@@ -214,6 +227,7 @@ class RestoreResult:
     rows: int
     metrics: PerformanceMetrics
     skipped: tuple[str, ...] = ()
+    fidelity: tuple[ColumnMapping, ...] = ()  # empty for a same-engine restore
 
 
 converter = cattrs.Converter(forbid_extra_keys=False)

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
+
+import attrs
 from typing import TYPE_CHECKING
 
 from .backup import peak_rss_bytes
 from .errors import CorruptBackupError, UsageError
 from .format import BackupReader, RowBatch, TableStart
-from .models import BackupHeader, PerformanceMetrics, RestoreResult, TableFooter
+from .models import BackupHeader, PerformanceMetrics, RestoreResult, TableFooter, to_dict
 from .operations import OperationContext
 from .resources import ResourceManager
 from .source import RestorePlan
@@ -56,6 +58,10 @@ def run_restore(
         wanted = {(t.namespace, t.name) for t in selected}
         plan = RestorePlan(schema=header.schema, tables=selected, source_engine=header.source.engine, force=force, allow_lossy=allow_lossy)
         target = target_cls(location, service.config.source.get(target_cls.name, {}))
+        if plan.source_engine != target_cls.name:
+            plan = attrs.evolve(plan, mappings=tuple(target.map_columns(plan)))
+            context.emit("plan", details={"mappings": [to_dict(m) for m in plan.mappings]})
+            check_fidelity(plan, target_cls.name)
         resources.track(target, f"{target_cls.name} restore target")
         rows = 0
         skipped: list[str] = []
@@ -98,7 +104,26 @@ def run_restore(
         bytes_written=0,
         peak_rss_bytes=peak_rss_bytes(),
     )
-    return RestoreResult(target=location.identity, tables=len(selected), rows=rows, metrics=metrics, skipped=tuple(skipped))
+    return RestoreResult(target=location.identity, tables=len(selected), rows=rows, metrics=metrics, skipped=tuple(skipped), fidelity=plan.mappings)
+
+
+def check_fidelity(plan: RestorePlan, target_engine: str) -> None:
+    """Refuse a cross-engine restore that would lose information (unless allowed)."""
+    impossible = [m for m in plan.mappings if m.fidelity == "impossible"]
+    if impossible:
+        first = impossible[0]
+        raise UsageError(
+            f"{len(impossible)} column(s) cannot move into {target_engine}: {first.table}.{first.column} "
+            f"({first.source_type}): {first.note or 'no equivalent type'}"
+        )
+    lossy = [m for m in plan.mappings if m.fidelity != "exact"]
+    if lossy and not plan.allow_lossy:
+        first = lossy[0]
+        raise UsageError(
+            f"restoring into {target_engine} would approximate {len(lossy)} column(s), first {first.table}.{first.column} "
+            f"({first.source_type} -> {first.target_type}: {first.note})",
+            hint="see the fidelity report above; add --allow-lossy to accept",
+        )
 
 
 def _decode_batch(batch: RowBatch) -> list[list]:

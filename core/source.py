@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Iterator, Protocol, Sequence
 
 import attrs
 
-from .models import DatabaseSchema, TableSchema
+from .models import ColumnMapping, DatabaseSchema, TableSchema
 
 
 @attrs.frozen
@@ -75,6 +75,7 @@ class RestorePlan:
     source_engine: str
     force: bool = False
     allow_lossy: bool = False
+    mappings: tuple[ColumnMapping, ...] = ()  # cross-engine only: from ``map_columns``
 
 
 class Source(abc.ABC):
@@ -126,6 +127,15 @@ class Source(abc.ABC):
         return []
 
     # -- restore side ------------------------------------------------------------------------
+    def map_columns(self, plan: "RestorePlan") -> list[ColumnMapping]:
+        """Cross-engine restore only: each column's type here and how faithful it is.
+
+        Called before anything is written when ``plan.source_engine`` is another engine. A mapping
+        that is not ``exact`` makes the restore refuse unless ``plan.allow_lossy``; an
+        ``impossible`` one always refuses.
+        """
+        raise NotImplementedError(f"{self.name} cannot restore backups of other engines")
+
     def open_restore(self, plan: RestorePlan) -> None:
         """Prepare the target (refuse a non-empty one unless ``plan.force``) and begin a transaction."""
         raise NotImplementedError(f"{self.name} cannot be a restore target")
