@@ -35,6 +35,13 @@ class RawText:
 
 
 @attrs.frozen
+class JsonText:
+    """A JSON document kept as its exact text (key order, spacing, duplicate keys)."""
+
+    text: str
+
+
+@attrs.frozen
 class Tagged:
     """A tagged value for an engine-specific type, passed through to the restore target as is."""
 
@@ -60,6 +67,8 @@ def _encode_special(value: Any) -> Any:
         return {"$uuid": str(value)}
     if isinstance(value, RawText):
         return {"$text": base64.b64encode(value.data).decode("ascii")}
+    if isinstance(value, JsonText):
+        return {"$json": value.text}
     if isinstance(value, Tagged):
         return {value.tag: value.payload}
     if isinstance(value, (set, frozenset)):
@@ -143,7 +152,12 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
     "$timedelta": _decode_timedelta,
     "$uuid": lambda payload: uuid.UUID(payload),
     "$array": _decode_array,
+    "$json": lambda payload: JsonText(payload) if type(payload) is str else _fail("not a string"),
 }
+
+
+def _fail(reason: str) -> Any:
+    raise ValueError(reason)
 
 
 def decode_value(value: Any) -> Any:
