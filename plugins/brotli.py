@@ -47,13 +47,16 @@ class _BrotliReader(io.RawIOBase):
         while not self._pending:
             if self._decompressor.is_finished():
                 return 0
+            exhausted = False
+            data = b""
             if self._decompressor.can_accept_more_data():
                 data = self._raw.read(_READ_SIZE)
-                if not data:
-                    raise EOFError("the brotli stream ended before its end marker (truncated)")
-            else:
-                data = b""
+                exhausted = not data
+            # With an output limit the decompressor may still hold input it has not turned into
+            # output yet, even when it can accept more: drain it before calling the stream short.
             self._pending = self._decompressor.process(data, output_buffer_limit=1 << 20)
+            if exhausted and not self._pending and not self._decompressor.is_finished():
+                raise EOFError("the brotli stream ended before its end marker (truncated)")
         n = min(len(buffer), len(self._pending))
         buffer[:n] = self._pending[:n]
         self._pending = self._pending[n:]
