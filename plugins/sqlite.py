@@ -44,7 +44,8 @@ def _translate(error: sqlite3.Error, what: str, path: str) -> Exception:
     if any(text in message for text in _TRANSIENT_MESSAGES):
         return TransientError(f"the database {name!r} is locked by another process ({message})")
     if "file is not a database" in message or "file is encrypted" in message:
-        return SourceError(f"{name!r} is not a SQLite database, or it is damaged ({message})")
+        # the same class as a file that does not even start like one: the user named the wrong file
+        return UsageError(f"{name!r} is not a SQLite database, or it is damaged ({message})")
     if "malformed" in message or "disk I/O error" in message:
         return SourceError(f"the database {name!r} is damaged: {message}", hint="check it with 'unibackup check'")
     if "unable to open" in message:
