@@ -1,0 +1,49 @@
+"""Shared fixtures: a service with the default plugins only, and SQLite databases built in code."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from unibackup.config import Config
+from unibackup.manager import get_plugin_manager
+from unibackup.service import BackupService
+
+#: The real sample databases of the project (outside the repository; never copied into it).
+SAMPLE_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SAMPLE_SUFFIXES = (".db", ".sqlite", ".mbtiles")
+
+
+def sample_databases() -> list[Path]:
+    """Every SQLite sample database under :data:`SAMPLE_DATA_DIR` (empty when it is absent)."""
+    if not SAMPLE_DATA_DIR.is_dir():
+        return []
+    return sorted(p for p in SAMPLE_DATA_DIR.rglob("*") if p.is_file() and p.suffix.lower() in SAMPLE_SUFFIXES)
+
+
+@pytest.fixture
+def service() -> BackupService:
+    """A service with the default plugins only (no installed entry points) and default settings."""
+    return BackupService(Config(), get_plugin_manager(load_entrypoints=False))
+
+
+@pytest.fixture
+def make_db(tmp_path: Path) -> Callable[..., Path]:
+    """``make_db(sql, name=..., params=[(sql, rows), ...])``: a SQLite file built from a script."""
+
+    def build(script: str, name: str = "source.db", inserts: list[tuple[str, list]] | None = None) -> Path:
+        path = tmp_path / name
+        conn = sqlite3.connect(path)
+        try:
+            conn.executescript(script)
+            for sql, rows in inserts or ():
+                conn.executemany(sql, rows)
+            conn.commit()
+        finally:
+            conn.close()
+        return path
+
+    return build
