@@ -239,9 +239,9 @@ class SQLiteSource(Source):
             options["module"] = module
         rowid_alias = len(pk_columns) == 1 and (pk_columns[0][2] or "").upper() == "INTEGER" and not without_rowid
         needs_rowid = (not virtual and not without_rowid and not rowid_alias) or (virtual and module and module.startswith("fts"))
+        taken = {column.name.lower() for column in columns} | {column.name.lower() for column in generated}
+        alias = next((a for a in ROWID_ALIASES if a not in taken), None)
         if needs_rowid:
-            taken = {column.name.lower() for column in columns} | {column.name.lower() for column in generated}
-            alias = next((a for a in ROWID_ALIASES if a not in taken), None)
             if alias is None:
                 options["rowid_not_kept"] = "every rowid alias is a column name"
             else:
@@ -252,7 +252,7 @@ class SQLiteSource(Source):
                 has_data = False
                 options["data_not_kept"] = "contentless FTS table" if content == "" else f"external-content FTS table over {content!r}; rebuilt after restore"
                 options["rebuild"] = content != ""
-        row_estimate = self._row_estimate(name, without_rowid or virtual) if has_data else 0
+        row_estimate = self._row_estimate(name, without_rowid or virtual or alias is None, alias or "rowid") if has_data else 0
         return TableSchema(
             name=name,
             columns=tuple(columns),
@@ -264,12 +264,13 @@ class SQLiteSource(Source):
             options=options,
         )
 
-    def _row_estimate(self, name: str, count_rows: bool) -> int | None:
-        """A cheap estimate: the rowid span for rowid tables, a count for the others."""
+    def _row_estimate(self, name: str, count_rows: bool, rowid: str = "rowid") -> int | None:
+        """A cheap estimate: the rowid span for rowid tables (``rowid``: a name of the rowid that
+        no column shadows), a count for the others."""
         try:
             if count_rows:
                 return self.conn.execute(f"SELECT count(*) FROM main.{quote(name)}").fetchone()[0]
-            low, high = self.conn.execute(f"SELECT min(rowid), max(rowid) FROM main.{quote(name)}").fetchone()
+            low, high = self.conn.execute(f"SELECT min({rowid}), max({rowid}) FROM main.{quote(name)}").fetchone()
         except sqlite3.Error:
             return None
         if low is None:
