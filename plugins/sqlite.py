@@ -413,11 +413,13 @@ class SQLiteSource(Source):
                 if table.options.get("rebuild"):
                     conn.execute(f"INSERT INTO main.{quote(table.name)} ({quote(table.name)}) VALUES ('rebuild')")
             skipped = []
-            for kind in ("index", "trigger", "view"):
+            # views before triggers: an INSTEAD OF trigger is defined on a view
+            views = {obj.name for obj in plan.schema.objects if obj.kind == "view"}
+            for kind in ("index", "view", "trigger"):
                 for obj in plan.schema.objects:
                     if obj.kind != kind or not obj.sql:
                         continue
-                    if kind != "view" and obj.table not in selected:
+                    if kind != "view" and obj.table not in selected and obj.table not in views:
                         skipped.append(f"{kind} {obj.name} (its table was not restored)")
                         continue
                     conn.execute(obj.sql)
