@@ -238,6 +238,10 @@ class SQLiteSource(Source):
             module = match.group(1).lower() if match else None
             options["module"] = module
         rowid_alias = len(pk_columns) == 1 and (pk_columns[0][2] or "").upper() == "INTEGER" and not without_rowid
+        if rowid_alias and not virtual:
+            # "INTEGER PRIMARY KEY DESC" is no alias: SQLite then backs the key with an index
+            indexes = conn.execute(f"PRAGMA main.index_list({quote(name)})").fetchall()
+            rowid_alias = not any(row[3] == "pk" for row in indexes)
         needs_rowid = (not virtual and not without_rowid and not rowid_alias) or (virtual and module and module.startswith("fts"))
         taken = {column.name.lower() for column in columns} | {column.name.lower() for column in generated}
         alias = next((a for a in ROWID_ALIASES if a not in taken), None)
