@@ -97,11 +97,11 @@ def _write_file(
             strategy.start_table(table.row_estimate)
             table_bytes = 0
             if table.has_data:
-                for lines in source.read_batches(table, sizer):
-                    written = writer.write_rows(lines)
+                for batch in source.read_batches(table, sizer):
+                    rows, written = writer.write_rows(batch)
                     table_bytes += written
-                    strategy.observe(len(lines), written)
-                    context.emit("batch_written", table=table.qualified_name, rows=len(lines), bytes=written)
+                    strategy.observe(rows, written)
+                    context.emit("batch_written", table=table.qualified_name, rows=rows, bytes=written)
                     if strategy.should_collect_garbage():
                         gc.collect()
                     pause = strategy.delay()

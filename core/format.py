@@ -23,7 +23,7 @@ import orjson
 
 from .errors import CorruptBackupError
 from .models import BackupHeader, TableFooter, TableSchema, Trailer, from_dict, to_dict
-from .values import decode_row
+from .values import EncodedRows, decode_row
 
 FORMAT_NAME = "unibackup"
 FORMAT_VERSION = 2
@@ -66,15 +66,24 @@ class BackupWriter:
         self._table_rows = 0
         self._write_record({"type": "table", "name": table.name, "namespace": table.namespace})
 
-    def write_rows(self, lines: Sequence[bytes]) -> int:
-        """Write a batch of encoded row lines; returns the bytes written."""
-        if not lines:
-            return 0
-        data = b"\n".join(lines) + b"\n"
+    def write_rows(self, batch: EncodedRows | Sequence[bytes]) -> tuple[int, int]:
+        """Write a batch of encoded rows; returns (rows, bytes) written.
+
+        ``batch`` is an :class:`~unibackup.values.EncodedRows` (newline-terminated lines) or a
+        sequence of lines without newlines.
+        """
+        if isinstance(batch, EncodedRows):
+            data, rows = batch.data, batch.rows
+        else:
+            if not batch:
+                return 0, 0
+            data, rows = b"\n".join(batch) + b"\n", len(batch)
+        if not rows:
+            return 0, 0
         self._table_hash.update(data)
         self._write(data)
-        self._table_rows += len(lines)
-        return len(data)
+        self._table_rows += rows
+        return rows, len(data)
 
     def end_table(self) -> TableFooter:
         table = self._table

@@ -15,6 +15,7 @@ from typing import Any, ClassVar, Iterator, Protocol, Sequence
 import attrs
 
 from .models import ColumnMapping, DatabaseSchema, TableSchema
+from .values import EncodedRows
 
 
 @attrs.frozen
@@ -112,10 +113,12 @@ class Source(abc.ABC):
         """Every table (columns in row order) and schema object, with row-count estimates."""
 
     @abc.abstractmethod
-    def read_batches(self, table: TableSchema, sizer: BatchSizer) -> Iterator[Sequence[bytes]]:
-        """Yield the table's rows as encoded row lines (see :mod:`unibackup.values`), a batch at a time.
+    def read_batches(self, table: TableSchema, sizer: BatchSizer) -> Iterator["EncodedRows | Sequence[bytes]"]:
+        """Yield the table's rows encoded (see :mod:`unibackup.values`), a batch at a time.
 
-        Ask ``sizer.next_batch_size()`` before each fetch. Lines carry no trailing newline.
+        Ask ``sizer.next_batch_size()`` before each fetch. Yield what
+        :func:`~unibackup.values.encode_batch` returns (the fast path), or a sequence of lines
+        without newlines.
         """
 
     def estimate_size(self) -> int:

@@ -9,7 +9,6 @@ after everything succeeded.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import secrets
@@ -23,13 +22,18 @@ from unibackup.errors import SourceError, TransientError, UsageError
 from unibackup.files import fsync_directory
 from unibackup.models import ColumnSchema, DatabaseSchema, SchemaObject, TableSchema
 from unibackup.source import BatchSizer, RestorePlan, Source
-from unibackup.values import RawText, encode_rows
+from unibackup.values import EncodedRows, RawText, encode_batch
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 ROWID_ALIASES = ("rowid", "_rowid_", "oid")
 _CONTENT_OPTION = re.compile(r"\bcontent\s*=\s*(?:'((?:[^']|'')*)'|\"((?:[^\"]|\"\")*)\"|([^\s,)]*))", re.IGNORECASE)
 _USING_MODULE = re.compile(r"\bUSING\s+([A-Za-z0-9_]+)", re.IGNORECASE)
 _TRANSIENT_MESSAGES = ("database is locked", "database table is locked", "database is busy", "database schema has changed")
+
+
+def _lenient_text(data: bytes) -> str:
+    """Text that may not be UTF-8: invalid bytes become lone surrogates, which the encoder tags."""
+    return data.decode("utf-8", "surrogateescape")
 
 
 def quote(name: str) -> str:
@@ -141,7 +145,7 @@ class SQLiteSource(Source):
             conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout, check_same_thread=False)
         except sqlite3.Error as error:
             raise _translate(error, "opening", self.path) from None
-        conn.text_factory = functools.partial(str, encoding="utf-8", errors="surrogateescape")
+        conn.text_factory = _lenient_text
         try:
             conn.execute("BEGIN")
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # the snapshot starts here
@@ -285,18 +289,54 @@ class SQLiteSource(Source):
         columns = ", ".join(column.name if column.hidden == "rowid" else quote(column.name) for column in table.columns)
         return f"SELECT {columns} FROM main.{quote(table.name)}"
 
-    def read_batches(self, table: TableSchema, sizer: BatchSizer) -> Iterator[Sequence[bytes]]:
+    @staticmethod
+    def _resume_column(table: TableSchema) -> int | None:
+        """The position of the rowid in the row, when the table can be read in rowid order."""
+        if table.kind != "table" or table.options.get("without_rowid"):
+            return None
+        for index, column in enumerate(table.columns):
+            if column.hidden == "rowid":
+                return index
+        keys = [index for index, column in enumerate(table.columns) if column.primary_key]
+        if len(keys) == 1 and table.columns[keys[0]].declared_type.upper() == "INTEGER":
+            return keys[0]
+        return None
+
+    def read_batches(self, table: TableSchema, sizer: BatchSizer) -> Iterator[EncodedRows]:
+        """Stream the rows. Text is decoded strictly (the fast path); when a value turns out not
+        to be UTF-8, the table is read on from the last row sent with lenient decoding."""
         if not table.columns:
             return
+        conn = self.conn
+        key = self._resume_column(table)
+        select = self._select(table)
+        strict = key is not None
+        last: Any = None
         try:
-            cursor = self.conn.execute(self._select(table))
             while True:
-                rows = cursor.fetchmany(sizer.next_batch_size())
-                if not rows:
-                    break
-                yield encode_rows(rows)
+                conn.text_factory = str if strict else _lenient_text
+                if key is None:
+                    cursor = conn.execute(select)
+                else:
+                    key_sql = table.columns[key].name if table.columns[key].hidden else quote(table.columns[key].name)
+                    where = f" WHERE {key_sql} > ?" if last is not None else ""
+                    cursor = conn.execute(f"{select}{where} ORDER BY {key_sql}", (last,) if last is not None else ())
+                try:
+                    while True:
+                        rows = cursor.fetchmany(sizer.next_batch_size())
+                        if not rows:
+                            return
+                        if key is not None:
+                            last = rows[-1][key]
+                        yield encode_batch(rows)
+                except sqlite3.OperationalError as error:
+                    if not strict or "decode" not in str(error):
+                        raise
+                    strict = False  # text that is not UTF-8: go on leniently from the last row sent
         except sqlite3.Error as error:
             raise _translate(error, f"reading table {table.name!r}", self.path) from None
+        finally:
+            conn.text_factory = _lenient_text
 
     def estimate_size(self) -> int:
         conn = self.conn
