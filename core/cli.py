@@ -167,14 +167,28 @@ def backup(state: CliState, source: str, output_dir: str | None, compression: st
 @json_option
 @pass_state
 def restore(state: CliState, backup_file: str, target: str, tables: tuple[str, ...], force: bool, allow_lossy: bool, as_json: bool) -> None:
-    """Restore BACKUP into TARGET (a new SQLite file, or a server URL)."""
-    result = state.service().restore_backup(backup_file, target, tables=tables, force=force, allow_lossy=allow_lossy)
+    """Restore BACKUP into TARGET (a new SQLite file, or a server URL).
+
+    Into another engine, a per-column fidelity report is printed before anything is written.
+    """
+    result = state.service().restore_backup(
+        backup_file, target, tables=tables, force=force, allow_lossy=allow_lossy, on_plan=None if as_json else _print_fidelity_report
+    )
     if as_json:
         _emit_json(to_dict(result))
         return
     for skipped in result.skipped:
         click.echo(f"skipped: {skipped}", err=True)
     click.echo(f"restored {result.tables} tables, {result.rows} rows into {result.target} in {result.metrics.duration_s:.2f} s")
+
+
+def _print_fidelity_report(plan: Any) -> None:
+    """The cross-engine report, on stderr, before anything is written."""
+    click.echo(f"fidelity report ({plan.source_engine} -> target):", err=True)
+    width = max((len(f"{m.table}.{m.column}") for m in plan.mappings), default=10)
+    for m in plan.mappings:
+        note = f"  {m.note}" if m.note else ""
+        click.echo(f"  {f'{m.table}.{m.column}':<{width}}  {m.source_type or '(none)'} -> {m.target_type}  {m.fidelity}{note}", err=True)
 
 
 @cli.command()

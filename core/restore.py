@@ -10,7 +10,7 @@ import logging
 import time
 
 import attrs
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from .backup import peak_rss_bytes
 from .errors import CorruptBackupError, UsageError
@@ -36,6 +36,7 @@ def run_restore(
     allow_lossy: bool,
     context: OperationContext,
     resources: ResourceManager,
+    on_plan: Callable[[RestorePlan], None] | None = None,
 ) -> RestoreResult:
     """Restore ``backup_path`` into ``target_text``; see the module docstring."""
     started = time.monotonic()
@@ -61,6 +62,8 @@ def run_restore(
         if plan.source_engine != target_cls.name:
             plan = attrs.evolve(plan, mappings=tuple(target.map_columns(plan)))
             context.emit("plan", details={"mappings": [to_dict(m) for m in plan.mappings]})
+            if on_plan is not None:
+                on_plan(plan)
             check_fidelity(plan, target_cls.name)
         resources.track(target, f"{target_cls.name} restore target")
         rows = 0

@@ -30,7 +30,7 @@ from .operations import OperationContext, classify
 from .manager import PluginHost, get_plugin_manager
 from .resources import ResourceManager, remove_leftovers
 from .restore import run_restore
-from .source import Location
+from .source import Location, RestorePlan
 from .validation import ValidationReport
 
 log = logging.getLogger(__name__)
@@ -235,11 +235,16 @@ class BackupService:
         tables: tuple[str, ...] = (),
         force: bool = False,
         allow_lossy: bool = False,
+        on_plan: Callable[[RestorePlan], None] | None = None,
     ) -> RestoreResult:
-        """Restore ``backup`` into ``target``, validating as it streams; nothing is written on failure."""
+        """Restore ``backup`` into ``target``, validating as it streams; nothing is written on failure.
+
+        ``on_plan`` sees a cross-engine restore's plan (with its fidelity report) before anything
+        is written.
+        """
 
         def body(context: OperationContext, resources: ResourceManager) -> RestoreResult:
-            return run_restore(self, str(backup), target, tuple(tables), force, allow_lossy, context, resources)
+            return run_restore(self, str(backup), target, tuple(tables), force, allow_lossy, context, resources, on_plan)
 
         return self._run("restore", body, source=str(backup))
 

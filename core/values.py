@@ -92,11 +92,9 @@ def _encode_value_slowly(value: Any) -> Any:
         return {"$int": str(value)}
     if kind in (list, tuple):
         return {"$array": [_encode_value_slowly(item) for item in value]}
+    if kind is dict:  # a JSON document a driver already parsed
+        return {"$json": _dumps(value, default=str).decode()}
     return value
-
-
-def _has_non_finite_float(row: Iterable[Any]) -> bool:
-    return any(type(value) is float and not math.isfinite(value) for value in row)
 
 
 _dumps = orjson.dumps
@@ -109,14 +107,7 @@ def encode_row(row: Iterable[Any]) -> bytes:
     Strings that hold bytes that are not UTF-8 must arrive as :class:`RawText` or as ``str``
     decoded with ``surrogateescape``; both come back as the original bytes.
     """
-    try:
-        line = _dumps(row, default=_encode_special, option=_OPTIONS)
-    except (TypeError, orjson.JSONEncodeError):
-        return _dumps([_encode_value_slowly(value) for value in row], default=_encode_special, option=_OPTIONS)
-    # orjson writes NaN and ±Infinity as null; only a line with a null can hide one.
-    if b"null" in line and _has_non_finite_float(row):
-        return _dumps([_encode_value_slowly(value) for value in row], default=_encode_special, option=_OPTIONS)
-    return line
+    return _dumps([_encode_value_slowly(value) for value in row], default=_encode_special, option=_OPTIONS)
 
 
 _count_none = operator.methodcaller("count", None)
@@ -136,15 +127,27 @@ def encode_batch(rows: Sequence[Sequence[Any]]) -> EncodedRows:
 
     This is the fast path every source should use. It serialises each row with orjson straight
     into one buffer (each row's output is freed at once, so memory stays at about the batch's
-    size) and checks the whole batch at once: orjson writes NaN and ±Infinity as ``null``, so a
-    batch holding no more ``null`` tokens than ``None`` values cannot hide one.
+    size), then checks the whole batch at once for what orjson writes without asking: NaN and
+    ±Infinity become ``null`` (so: no more ``null`` tokens than ``None`` values), lists become
+    bare arrays (no more ``[`` than rows) and dicts bare objects (no more ``{`` than the tags we
+    wrote). A batch that fails a check, or holds text that is not UTF-8 or an integer beyond 64
+    bits, is encoded value by value instead.
     """
-    dumps, special, options = _dumps, _encode_special, _OPTIONS_LINE
+    tags = 0
+
+    def special(value: Any) -> Any:
+        nonlocal tags
+        tags += 1
+        return _encode_special(value)
+
+    dumps, options = _dumps, _OPTIONS_LINE
     buffer = bytearray()
     try:
         for row in rows:
             buffer += dumps(row, default=special, option=options)
     except (TypeError, orjson.JSONEncodeError):
+        return _encode_batch_slowly(rows)
+    if buffer.count(b"[") != len(rows) or buffer.count(b"{") != tags:
         return _encode_batch_slowly(rows)
     nulls = buffer.count(b"null")
     if nulls and nulls != sum(map(_count_none, rows)):

@@ -20,9 +20,11 @@ from typing import Any, Iterator, Sequence
 from unibackup import hookimpl
 from unibackup.errors import SourceError, TransientError, UsageError
 from unibackup.files import fsync_directory
-from unibackup.models import ColumnSchema, DatabaseSchema, SchemaObject, TableSchema
+from unibackup.models import ColumnMapping, ColumnSchema, DatabaseSchema, SchemaObject, TableSchema
 from unibackup.source import BatchSizer, RestorePlan, Source
 from unibackup.values import EncodedRows, RawText, encode_batch
+
+from . import sqlite_portable as portable
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 ROWID_ALIASES = ("rowid", "_rowid_", "oid")
@@ -364,6 +366,22 @@ class SQLiteSource(Source):
         except sqlite3.Error:
             return True  # not a database we can read: never overwrite it without --force
 
+    def map_columns(self, plan: RestorePlan) -> list[ColumnMapping]:
+        """Cross-engine restore: each column's SQLite type and fidelity (see sqlite_portable)."""
+        return [portable.map_column(table, column) for table in plan.tables for column in table.columns]
+
+    def _create_foreign_tables(self, plan: RestorePlan) -> list[str]:
+        """Tables of another engine, from their portable schema; their own SQL is never run."""
+        mappings = {(m.table, m.column): m for m in plan.mappings}
+        for table in plan.tables:
+            by_column = {column.name: mappings[(table.qualified_name, column.name)] for column in table.columns}
+            try:
+                self.conn.execute(portable.create_table_sql(table, by_column))
+            except sqlite3.Error as error:
+                raise _translate(error, f"creating table {table.qualified_name!r}", self.path) from None
+            self._converters[(table.namespace, table.name)] = portable.converters_for(table)
+        return []
+
     def open_restore(self, plan: RestorePlan) -> None:
         directory = os.path.dirname(self.path) or "."
         if not os.path.isdir(directory):
@@ -396,10 +414,11 @@ class SQLiteSource(Source):
         self._conn = conn
         self._journal_mode = settings.get("journal_mode")
         self._inserts: dict[tuple[str | None, str], str] = {}
+        self._converters: dict[tuple[str | None, str], list[Any]] = {}
 
     def create_schema(self, plan: RestorePlan) -> list[str]:
         if plan.source_engine != self.name:
-            raise UsageError(f"restoring a {plan.source_engine} backup into SQLite is not supported yet")
+            return self._create_foreign_tables(plan)
         for table in plan.tables:
             try:
                 self.conn.execute(table.create_sql or "")
@@ -413,14 +432,20 @@ class SQLiteSource(Source):
         if sql is None:
             names = ", ".join(column.name if column.hidden == "rowid" else quote(column.name) for column in table.columns)
             marks = ", ".join("?" for _ in table.columns)
-            sql = f"INSERT INTO main.{quote(table.name)} ({names}) VALUES ({marks})"
+            sql = f"INSERT INTO main.{quote(self._table_name(table))} ({names}) VALUES ({marks})"
             self._inserts[key] = sql
         return sql
+
+    def _table_name(self, table: TableSchema) -> str:
+        return portable.sqlite_table_name(table) if (table.namespace, table.name) in self._converters else table.name
 
     def write_rows(self, table: TableSchema, rows: list[list[Any]]) -> None:
         if not table.has_data or not rows:
             return
         conn = self.conn
+        converters = self._converters.get((table.namespace, table.name))
+        if converters is not None:
+            rows = portable.convert_rows(rows, converters)
         sql = self._insert_sql(table)
         try:
             conn.execute("SAVEPOINT batch")
@@ -445,6 +470,12 @@ class SQLiteSource(Source):
         self.conn.execute(f"INSERT INTO main.{quote(table.name)} ({names}) VALUES ({marks})", values)
 
     def finish_schema(self, plan: RestorePlan) -> list[str]:
+        if plan.source_engine != self.name:
+            return [
+                f"{obj.kind} {obj.namespace + '.' if obj.namespace else ''}{obj.name} ({plan.source_engine} SQL cannot run in SQLite)"
+                for obj in plan.schema.objects
+                if obj.table is None or any(obj.table in (t.name, t.qualified_name) for t in plan.tables)
+            ]
         conn = self.conn
         selected = {table.name for table in plan.tables}
         try:
