@@ -91,8 +91,12 @@ def _write_file(
         writer = BackupWriter(sink)
         writer.write_header(header)
         sizer = _Sizer(strategy)
-        for table in tables:
-            context.emit("table_started", table=table.qualified_name, total_rows_estimate=table.row_estimate)
+        rows_estimate = sum(t.row_estimate or 0 for t in tables if t.has_data)
+        for index, table in enumerate(tables, 1):
+            context.emit(
+                "table_started", table=table.qualified_name, total_rows_estimate=table.row_estimate,
+                details={"index": index, "tables": len(tables), "operation_rows_estimate": rows_estimate},
+            )
             writer.begin_table(table)
             strategy.start_table(table.row_estimate)
             table_bytes = 0

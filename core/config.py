@@ -74,6 +74,9 @@ class MonitoringConfig:
     enabled: bool = True
     history_file: str | None = None  # default: the user's data directory
     sample_interval: float = attrs.field(default=0.5, validator=attrs.validators.gt(0))
+    # fractions of batching.memory_budget_mb: a warning once, then a garbage collection
+    memory_warning_ratio: float = attrs.field(default=0.8, validator=[attrs.validators.gt(0), attrs.validators.le(2)])
+    memory_gc_ratio: float = attrs.field(default=0.9, validator=[attrs.validators.gt(0), attrs.validators.le(2)])
 
 
 @attrs.frozen

@@ -51,5 +51,14 @@ class EventListener:
     def handle(self, event: Event) -> None:
         """React to one event; must not raise (errors are logged and the listener dropped)."""
 
+    def summary(self) -> dict[str, Any]:
+        """Figures this listener adds to the operation's final event.
+
+        Called once, just before the finished, failed or cancelled event is sent; every listener
+        then finds the result in that event's ``details["summary"][<listener name>]`` (the history
+        recorder keeps the performance monitor's figures this way). Empty: nothing to add.
+        """
+        return {}
+
     def close(self) -> None:
         """The operation is over."""

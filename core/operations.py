@@ -111,7 +111,7 @@ class OperationContext:
         self.ended_at = time.time()
         self.outcome = "succeeded"
         log.info("%s %s succeeded in %.2f s", self.kind, self.id, self.ended_at - self.started_at)
-        self.emit("finished", details=details)
+        self.emit("finished", details={**details, **self._final_details()})
         self._close_listeners()
 
     def fail(self, error: UnibackupError) -> None:
@@ -120,8 +120,21 @@ class OperationContext:
         self.outcome = "cancelled" if cancelled else "failed"
         self.error = error.user_line()
         log.info("%s %s %s: %s", self.kind, self.id, self.outcome, self.error)
-        self.emit("cancelled" if cancelled else "failed", message=self.error, details={"class": error.error_class.value})
+        self.emit("cancelled" if cancelled else "failed", message=self.error, details={"class": error.error_class.value, **self._final_details()})
         self._close_listeners()
+
+    def _final_details(self) -> dict[str, Any]:
+        """What every final event carries: the operation as it ended, and each listener's summary."""
+        summaries: dict[str, Any] = {}
+        for listener in self.listeners:
+            try:
+                figures = listener.summary()
+            except Exception as error:
+                log.warning("event listener %r failed to summarise: %s", getattr(listener, "name", listener), error)
+                continue
+            if figures:
+                summaries[getattr(listener, "name", type(listener).__name__)] = figures
+        return {"operation": self.to_dict(), "summary": summaries}
 
     def _close_listeners(self) -> None:
         for listener in self.listeners:

@@ -76,7 +76,7 @@ def run_restore(
                 if isinstance(record, TableStart):
                     current = record.table if (record.table.namespace, record.table.name) in wanted else None
                     if current is not None:
-                        context.emit("table_started", table=current.qualified_name)
+                        context.emit("table_started", table=current.qualified_name, total_rows_estimate=current.row_estimate)
                 elif isinstance(record, RowBatch):
                     if current is None:
                         continue

@@ -147,10 +147,18 @@ class BackupService:
             if cls.interactive and not self.interactive:
                 continue
             try:
-                listeners.append(cls({"monitoring": attrs.asdict(self.config.monitoring)}))
+                listeners.append(cls({"monitoring": attrs.asdict(self.config.monitoring), "batching": attrs.asdict(self.config.batching)}))
             except Exception as error:
                 log.warning("event listener %r failed to start: %s", entry.name, error)
         return listeners + list(self._extra_listeners)
+
+    def run_operation(self, kind: str, body: Callable[[OperationContext, ResourceManager], T], *, source: str | None = None, target: str | None = None) -> T:
+        """Run ``body(context, resources)`` as one operation of ``kind`` (for plugin commands).
+
+        The same machinery as backup and restore: listeners and events, tracked temporary files,
+        clean cancellation, and errors classified into one user-facing line.
+        """
+        return self._run(kind, body, source=source, target=target)
 
     def _run(self, kind: str, body: Callable[[OperationContext, ResourceManager], T], *, source: str | None = None, target: str | None = None) -> T:
         """Run ``body`` as one operation: context, events, resources, cancellation, classified errors."""
