@@ -24,6 +24,14 @@ def sample_databases() -> list[Path]:
     return sorted(p for p in SAMPLE_DATA_DIR.rglob("*") if p.is_file() and p.suffix.lower() in SAMPLE_SUFFIXES)
 
 
+@pytest.fixture(autouse=True)
+def _private_history(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test (and every ``unibackup`` it runs) records its history in a throwaway file."""
+    path = tmp_path_factory.mktemp("history") / "history.jsonl"
+    monkeypatch.setenv("UNIBACKUP_HISTORY_FILE", str(path))
+    return path
+
+
 @pytest.fixture
 def service() -> BackupService:
     """A service with the default plugins only (no installed entry points) and default settings."""
