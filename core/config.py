@@ -105,8 +105,15 @@ class Config:
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
 
+def _describe(error: BaseException, type_: Any) -> str:
+    # an attrs validator's error says which key and why ("'batch_bytes' must be >= 1024: 10")
+    if type_ is None and type(error) is ValueError and str(error):
+        return f"invalid value: {error}"
+    return cattrs.v.format_exception(error, type_)
+
+
 def _first_message(error: Exception) -> str:
-    messages = cattrs.transform_error(error, path="$") if isinstance(error, cattrs.BaseValidationError) else [str(error)]
+    messages = cattrs.transform_error(error, path="$", format_exception=_describe) if isinstance(error, cattrs.BaseValidationError) else [str(error)]
     message = messages[0] if messages else str(error)
     # cattrs says "... @ $.backup.level"; we say "backup.level: ..."
     if " @ $" in message:
