@@ -203,7 +203,8 @@ def verify(state: CliState, backup_file: str, level: str, as_json: bool) -> None
         _emit_json(to_dict(report))
     else:
         for finding in report.findings:
-            click.echo(f"{finding.severity}: {finding.message}", err=True)
+            if report.valid or finding is not report.findings[0]:
+                click.echo(f"{finding.severity}: {finding.message}", err=True)
         if report.valid:
             click.echo(f"{backup_file}: valid ({level}): {report.tables} tables, {report.rows} rows")
     if not report.valid:

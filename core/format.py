@@ -23,7 +23,7 @@ import orjson
 
 from .errors import CorruptBackupError
 from .models import BackupHeader, TableFooter, TableSchema, Trailer, from_dict, to_dict
-from .values import EncodedRows, decode_row
+from .values import EncodedRows, decode_rows
 
 FORMAT_NAME = "unibackup"
 FORMAT_VERSION = 2
@@ -121,11 +121,17 @@ class LineSplitter:
 
     CHUNK = 1 << 20
 
-    def __init__(self, stream: BinaryIO, limits: ReadLimits, compressed_bytes: Any = None):
+    def __init__(self, stream: BinaryIO, limits: ReadLimits, compressed_bytes: Any = None, end_check: Any = None):
         self._stream = stream
         self._limits = limits
         self._compressed_bytes = compressed_bytes  # callable: compressed bytes read so far
+        self._end_check = end_check  # callable(header): checks of the container once the trailer is read
         self.decompressed_bytes = 0
+
+    def check_end(self, header: BackupHeader) -> None:
+        """After the last line: what the container must satisfy (its seal, no bytes after it)."""
+        if self._end_check is not None:
+            self._end_check(header)
 
     def _check_limits(self) -> None:
         limits = self._limits
@@ -278,12 +284,10 @@ class BackupReader:
                     table_rows += len(batch)
                     rows = None
                     if self._decode:
-                        rows = [decode_row(row_line) for row_line in batch]
-                        for row in rows:
-                            if len(row) != width:
-                                raise CorruptBackupError(
-                                    f"a row of table {table.qualified_name!r} has {len(row)} values, not {width}"
-                                )
+                        try:
+                            rows = decode_rows(batch, width)
+                        except CorruptBackupError as error:
+                            raise CorruptBackupError(f"table {table.qualified_name!r}: {error.message}") from None
                     index = end
                     yield RowBatch(table, batch, rows)
                     continue
@@ -345,3 +349,4 @@ class BackupReader:
             raise CorruptBackupError("the backup is empty")
         if self.trailer is None:
             raise CorruptBackupError("the backup has no trailer (incomplete or truncated)")
+        self._splitter.check_end(self.header)

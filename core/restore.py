@@ -10,16 +10,16 @@ import logging
 import time
 
 import attrs
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from .backup import peak_rss_bytes
-from .errors import CorruptBackupError, UsageError
+from .errors import CorruptBackupError, UnibackupError, UsageError
 from .format import BackupReader, RowBatch, TableStart
 from .models import BackupHeader, PerformanceMetrics, RestoreResult, TableFooter, to_dict
 from .operations import OperationContext
 from .resources import ResourceManager
 from .source import RestorePlan
-from .values import decode_row
+from .values import decode_rows
 
 if TYPE_CHECKING:
     from .service import BackupService
@@ -91,11 +91,13 @@ def run_restore(
                 raise CorruptBackupError("the backup has no trailer (incomplete or truncated)")
             skipped.extend(target.finish_schema(plan))
             target.commit()
-        except BaseException:
+        except BaseException as failure:
             try:
                 target.rollback()
             except Exception as error:  # the original failure matters more
                 log.warning("rollback failed: %s", error)
+            if isinstance(failure, UnibackupError) and not isinstance(failure, CorruptBackupError):
+                _raise_if_damaged(records)  # a damaged backup is the root cause, not the write error
             raise
         finally:
             target.close()
@@ -129,10 +131,19 @@ def check_fidelity(plan: RestorePlan, target_engine: str) -> None:
         )
 
 
+def _raise_if_damaged(records: Iterator[object]) -> None:
+    """Read the rest of the backup (validating it) after a write failed; raise its damage if any."""
+    try:
+        for _ in records:
+            pass
+    except CorruptBackupError:
+        raise
+    except Exception:  # reading on failed for another reason: the original error stands
+        return
+
+
 def _decode_batch(batch: RowBatch) -> list[list]:
-    width = len(batch.table.columns)
-    decoded = [decode_row(line) for line in batch.lines]
-    for row in decoded:
-        if len(row) != width:
-            raise CorruptBackupError(f"a row of table {batch.table.qualified_name!r} has {len(row)} values, not {width}")
-    return decoded
+    try:
+        return decode_rows(batch.lines, len(batch.table.columns))
+    except CorruptBackupError as error:
+        raise CorruptBackupError(f"table {batch.table.qualified_name!r}: {error.message}") from None
