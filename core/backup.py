@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .errors import UnibackupError, UsageError
-from .files import publish
+from .compression import seal_length
+from .files import SealingWriter, publish
 from .format import BackupWriter
 from .models import (
     BackupHeader,
@@ -87,7 +88,8 @@ def _write_file(
     """Write the whole backup into ``temporary``; return the trailer, uncompressed and compressed sizes."""
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb", buffering=1 << 20) as raw:
-        sink = compressor.open_writer(raw, level)
+        sealing = SealingWriter(raw)
+        sink = compressor.open_writer(sealing, level)
         writer = BackupWriter(sink)
         writer.write_header(header)
         sizer = _Sizer(strategy)
@@ -114,7 +116,11 @@ def _write_file(
             footer = writer.end_table()
             context.emit("table_finished", table=table.qualified_name, rows=footer.rows, bytes=table_bytes)
         trailer = writer.write_trailer()
-        sink.finish()
+        if header.sealed:
+            sink.finish_before_seal()
+            raw.write(type(compressor).seal(sealing.digest()))
+        else:
+            sink.finish()
         raw.flush()
         os.fsync(raw.fileno())
         size = raw.tell()
@@ -166,6 +172,7 @@ def run_backup(
                 options=attrs.evolve(options, level=level),
                 compressor=PluginRef("compressor", compressor_cls.name, compressor_cls.version),
                 schema=schema_in_file,
+                sealed=seal_length(compressor_cls) > 0,
                 plugins=(
                     PluginRef("source", source_cls.name, source_cls.version or service.version),
                     PluginRef("compressor", compressor_cls.name, compressor_cls.version or service.version),

@@ -45,6 +45,17 @@ class Compressor(abc.ABC):
     def open_reader(self, raw: BinaryIO) -> BinaryIO:
         """A readable stream of the decompressed bytes of ``raw``."""
 
+    @classmethod
+    def seal(cls, digest: bytes) -> bytes | None:
+        """The bytes that end a sealed file, carrying ``digest`` (SHA-256 of every byte before them).
+
+        A seal is an element this compressor's own decoders skip (a skippable frame, an empty
+        member, a metadata block), so standard tools still read the file. A reader recomputes the
+        digest and compares the file's last bytes with this exactly: any change to the file, even
+        in bits the decoder ignores, is caught. ``None`` (the default): no seal.
+        """
+        return None
+
 
 class CompressWriter(abc.ABC):
     """What :meth:`Compressor.open_writer` returns."""
@@ -55,6 +66,24 @@ class CompressWriter(abc.ABC):
     @abc.abstractmethod
     def finish(self) -> None:
         """Write the end of the stream; ``raw`` stays open."""
+
+    def finish_before_seal(self) -> None:
+        """End the compressed data so that :meth:`Compressor.seal` can follow (default: :meth:`finish`)."""
+        self.finish()
+
+
+SEAL_PREFIX = b"unibackup-seal:sha256:"
+
+
+def seal_payload(digest: bytes) -> bytes:
+    """What a compressor's seal carries: a recognisable prefix and the digest in hex."""
+    return SEAL_PREFIX + digest.hex().encode("ascii")
+
+
+def seal_length(compressor: type[Compressor]) -> int:
+    """How many bytes ``compressor``'s seal takes at the end of a file; 0 when it writes none."""
+    seal = compressor.seal(bytes(32))
+    return 0 if seal is None else len(seal)
 
 
 def recognise(head: bytes, compressors: Iterable[type[Compressor]]) -> type[Compressor] | None:

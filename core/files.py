@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
 import io
 import os
 import re
@@ -16,7 +17,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import attrs
 
-from .compression import Compressor
+from .compression import Compressor, seal_length
 from .errors import CorruptBackupError, UsageError
 from .format import FORMAT_VERSION, LineSplitter, ReadLimits
 from .migration import FormatMigrator
@@ -68,27 +69,92 @@ def publish(temporary: Path, final: Path) -> None:
     fsync_directory(final.parent)
 
 
-class _CountingReader(io.RawIOBase):
-    """Counts the compressed bytes read, for the decompression-ratio limit."""
+class SealingWriter:
+    """Passes a compressor's output to ``raw`` and digests it, for the seal that follows it."""
 
     def __init__(self, raw: BinaryIO):
         self._raw = raw
+        self._hash = hashlib.sha256()
+
+    def write(self, data: Any) -> int:
+        self._hash.update(data)
+        return self._raw.write(data)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
+
+
+class _CountingReader(io.RawIOBase):
+    """Counts the compressed bytes read (for the decompression-ratio limit) and digests all but
+    the last ``seal_size`` bytes of the file, which are kept apart to be compared with the seal."""
+
+    def __init__(self, raw: BinaryIO, size: int = 0, seal_size: int = 0):
+        self._raw = raw
         self.count = 0
+        self._digested_end = size - seal_size if seal_size else None
+        self._hash = hashlib.sha256()
+        self.tail = bytearray()
 
     def readable(self) -> bool:
         return True
+
+    def _account(self, data: Any) -> None:
+        start = self.count
+        self.count += len(data)
+        end = self._digested_end
+        if end is None:
+            return
+        cut = max(0, min(len(data), end - start))
+        if cut:
+            self._hash.update(data[:cut])
+        if cut < len(data):
+            self.tail += data[cut:]
 
     def readinto(self, buffer: Any) -> int:
         data = self._raw.read(len(buffer))
         n = len(data)
         buffer[:n] = data
-        self.count += n
+        self._account(data)
         return n
 
     def read(self, size: int = -1) -> bytes:
         data = self._raw.read(size)
-        self.count += len(data)
+        self._account(data)
         return data
+
+    def drain(self) -> int:
+        """Read what the decompressor left unread; return how many bytes that was."""
+        left = 0
+        while True:
+            data = self._raw.read(1 << 20)
+            if not data:
+                return left
+            left += len(data)
+            self._account(data)
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
+
+
+def _end_check(path: Path, compressor_cls: type[Compressor] | None, counting: _CountingReader) -> Callable[[Any], None]:
+    """What must hold once a version-2 stream has been read to its trailer: the seal, when the
+    header says the file has one, matches; otherwise nothing follows the compressed stream."""
+
+    def check(header: Any) -> None:
+        left = counting.drain()
+        if header.sealed and compressor_cls is not None and compressor_cls.name == header.compressor.name:
+            if compressor_cls.seal(counting.digest()) != bytes(counting.tail):
+                raise CorruptBackupError(
+                    f"{path.name!r} fails its {compressor_cls.name} seal: the file was changed, truncated or extended after it was written",
+                    hint=f"a file recompressed by another tool can be used once decompressed (its {compressor_cls.name} seal is gone)",
+                )
+        elif left:
+            raise CorruptBackupError(f"{left} bytes follow the end of the compressed data in {path.name!r}")
+
+    return check
 
 
 class _ChunkStream(io.RawIOBase):
@@ -207,7 +273,7 @@ def open_backup(
             return data.startswith(_V2_HEAD) or any(m.recognises(data) for m in migrators)
 
         compressor_cls = recognise_compressor(head, compressors, looks_plain)
-        counting = _CountingReader(raw)
+        counting = _CountingReader(raw, size, seal_length(compressor_cls) if compressor_cls is not None else 0)
         if compressor_cls is None:
             if head.lstrip()[:1] not in (b"{", b"["):
                 raise CorruptBackupError(f"{path.name!r} is neither a unibackup file nor compressed by a known compressor")
@@ -232,5 +298,6 @@ def open_backup(
                 stream = _ChunkStream(current().migrate(stream))  # type: ignore[assignment]
                 applied.append(current.name)
                 current = migrator_classes.get(current.to_version) if current.to_version < FORMAT_VERSION else None
-        splitter = LineSplitter(stream, limits, lambda: counting.count)
+        end_check = None if applied else _end_check(path, compressor_cls, counting)
+        splitter = LineSplitter(stream, limits, lambda: counting.count, end_check)
         yield OpenedBackup(path, compressor_cls, version, tuple(applied), splitter, size)

@@ -143,6 +143,7 @@ class BackupHeader:
     plugins: tuple[PluginRef, ...] = ()
     format: str = "unibackup"
     format_version: int = 2
+    sealed: bool = False  # the file ends with the compressor's seal (SHA-256 of every byte before it)
 
 
 @attrs.frozen

@@ -12,7 +12,7 @@ from typing import Any, BinaryIO
 import brotli
 
 from unibackup import hookimpl
-from unibackup.compression import Compressor, CompressWriter
+from unibackup.compression import Compressor, CompressWriter, seal_payload
 
 _READ_SIZE = 1 << 18
 
@@ -29,6 +29,10 @@ class _BrotliWriter(CompressWriter):
 
     def finish(self) -> None:
         self._raw.write(self._compressor.finish())
+
+    def finish_before_seal(self) -> None:
+        # A flush ends on a byte boundary; the seal then brings the last meta-block.
+        self._raw.write(self._compressor.flush())
 
 
 class _BrotliReader(io.RawIOBase):
@@ -81,6 +85,18 @@ class BrotliCompressor(Compressor):
         except brotli.error:
             return False
         return out[:1] in (b"{", b"[")
+
+    @classmethod
+    def seal(cls, digest: bytes) -> bytes:
+        """A metadata meta-block (skipped by decoders) with the seal, then the empty last meta-block.
+
+        Bits, lowest first: ISLAST=0, MNIBBLES=0 (code 3), a reserved 0, MSKIPBYTES=1, then
+        MSKIPLEN-1 in eight bits and zero fill; the payload; then ISLAST=1, ISLASTEMPTY=1 (0x03).
+        """
+        payload = seal_payload(digest)
+        n = len(payload) - 1
+        header = bytes([0b0110 | (1 << 4) | ((n & 0b11) << 6), n >> 2])
+        return header + payload + b"\x03"
 
     def open_writer(self, raw: BinaryIO, level: int | None) -> CompressWriter:
         return _BrotliWriter(raw, level if level is not None else self.default_level)
