@@ -7,7 +7,9 @@ is a :class:`ConfigError` whose one line names the key path (``backup.level``).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -104,11 +106,48 @@ class Config:
 
 _converter = cattrs.Converter(forbid_extra_keys=True)
 
+_TOML_TYPES = {str: "a string", int: "an integer", float: "a number", bool: "true or false", list: "an array", dict: "a table"}
+
+
+def _toml_type(value: Any) -> str:
+    return next((name for kind, name in _TOML_TYPES.items() if type(value) is kind), type(value).__name__)
+
+
+def _exactly(kind: type) -> Any:
+    """A structure hook that takes a value of ``kind`` as it is: no ``"3"`` for 3, no 1 for true,
+    no 3.7 for 3 (cattrs would convert all of these silently)."""
+
+    def structure(value: Any, _: Any) -> Any:
+        if kind is float and type(value) is int:
+            return float(value)
+        if type(value) is not kind:
+            raise TypeError(f"expected {_TOML_TYPES[kind]}, got {_toml_type(value)} {value!r}")
+        return value
+
+    return structure
+
+
+for _kind in (str, int, float, bool):
+    _converter.register_structure_hook(_kind, _exactly(_kind))
+
+
+def _structure_tuple(value: Any, type_: Any) -> tuple[Any, ...]:
+    # a lone string would otherwise become a tuple of its characters
+    if type(value) is not list:
+        raise TypeError(f"expected an array, got {_toml_type(value)} {value!r}")
+    (item_type, *_) = typing.get_args(type_)
+    return tuple(_converter.structure(item, item_type) for item in value)
+
+
+_converter.register_structure_hook_func(lambda type_: typing.get_origin(type_) is tuple, _structure_tuple)
+
 
 def _describe(error: BaseException, type_: Any) -> str:
     # an attrs validator's error says which key and why ("'batch_bytes' must be >= 1024: 10")
     if type_ is None and type(error) is ValueError and str(error):
         return f"invalid value: {error}"
+    if type(error) is TypeError and str(error).startswith("expected "):
+        return str(error)  # from the strict hooks: what was expected and what came
     return cattrs.v.format_exception(error, type_)
 
 
@@ -119,6 +158,14 @@ def _first_message(error: Exception) -> str:
     if " @ $" in message:
         text, _, where = message.rpartition(" @ $")
         where = where.lstrip(".")
+        # name the key itself: an unknown key, or the one an attrs validator refused
+        unknown = re.fullmatch(r"extra fields found \((.*)\)", text)
+        if unknown:
+            keys = [f"{where}.{key}" if where else key for key in unknown.group(1).split(", ")]
+            return f"{keys[0]}: unknown key" + (f" (also {', '.join(keys[1:])})" if keys[1:] else "")
+        refused = re.fullmatch(r"invalid value: '(\w+)' (.*)", text)
+        if refused:
+            return f"{where}.{refused.group(1)}: {refused.group(2)}" if where else f"{refused.group(1)}: {refused.group(2)}"
         return f"{where or '(top level)'}: {text}"
     return message
 
