@@ -1,0 +1,152 @@
+"""Row values between PostgreSQL and the backup's value encoding, in both directions.
+
+Reading: the server builds each row line itself. Every column becomes a SQL expression that
+yields the column's JSON text in the tagged encoding of :mod:`unibackup.values`, and the
+expressions are concatenated into one JSON array per row inside ``COPY (SELECT ...) TO STDOUT``.
+Values that a portable tag cannot hold exactly (dates before year 1 or after 9999, infinity,
+``24:00:00``, intervals, ranges, network addresses...) are written as PostgreSQL's own text form,
+a plain JSON string that the column's declared type casts back on a same-engine restore.
+
+Writing: decoded values become the Python values that psycopg's ``COPY FROM STDIN`` writer
+understands.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import uuid
+from typing import Any, Callable
+
+from unibackup.values import JsonText, RawText, Tagged
+
+#: Logical type of each base type name (``pg_type.typname``); anything else is "other".
+LOGICAL_TYPES: dict[str, str] = {
+    "int2": "integer",
+    "int4": "integer",
+    "int8": "integer",
+    "oid": "integer",
+    "float4": "float",
+    "float8": "float",
+    "numeric": "decimal",
+    "money": "decimal",
+    "bool": "boolean",
+    "text": "text",
+    "varchar": "text",
+    "bpchar": "text",
+    "name": "text",
+    "char": "text",
+    "citext": "text",
+    "bytea": "bytes",
+    "date": "date",
+    "time": "time",
+    "timetz": "time_tz",
+    "timestamp": "datetime",
+    "timestamptz": "datetime_tz",
+    "interval": "interval",
+    "uuid": "uuid",
+    "json": "json",
+    "jsonb": "json",
+}
+
+#: Element types whose one-dimensional arrays (lower bound 1) are written as ``$array``.
+PLAIN_ARRAY_ELEMENTS = frozenset({"int2", "int4", "int8", "text", "varchar", "bool"})
+
+_TEXT = "to_json({x}::text)::text"
+
+
+
+_EXPRESSIONS: dict[str, str] = {
+    "int2": "{x}::text",
+    "int4": "{x}::text",
+    "int8": "{x}::text",
+    "oid": "{x}::text",
+    "bool": "{x}::text",
+    "numeric": "'{{\"$decimal\":\"' || {x}::text || '\"}}'",
+    "money": "'{{\"$decimal\":\"' || {x}::numeric::text || '\"}}'",
+    "float4": "CASE {x}::text WHEN 'NaN' THEN '{{\"$float\":\"nan\"}}' WHEN 'Infinity' THEN '{{\"$float\":\"inf\"}}' "
+    "WHEN '-Infinity' THEN '{{\"$float\":\"-inf\"}}' WHEN '-0' THEN '-0.0' ELSE {x}::text END",
+    "bytea": "'{{\"$bytes\":\"' || translate(encode({x}, 'base64'), E'\\n', '') || '\"}}'",
+    "uuid": "'{{\"$uuid\":\"' || {x}::text || '\"}}'",
+    "json": "'{{\"$json\":' || to_json({x}::text)::text || '}}'",
+    "jsonb": "'{{\"$json\":' || to_json({x}::text)::text || '}}'",
+    "text": "to_json({x})::text",
+    "varchar": "to_json({x})::text",
+    "bpchar": "to_json({x})::text",
+    "date": "CASE WHEN {x} BETWEEN '0001-01-01' AND '9999-12-31' THEN '{{\"$date\":\"' || {x}::text || '\"}}' "
+    "ELSE to_json({x}::text)::text END",
+    "timestamp": "CASE WHEN {x} BETWEEN '0001-01-01' AND '9999-12-31 23:59:59.999999' "
+    "THEN '{{\"$datetime\":' || to_json({x})::text || '}}' ELSE to_json({x}::text)::text END",
+    "timestamptz": "CASE WHEN {x} BETWEEN '0001-01-01 00:00:00+00' AND '9999-12-31 23:59:59.999999+00' "
+    "THEN '{{\"$datetime\":' || to_json({x})::text || '}}' ELSE to_json({x}::text)::text END",
+    "time": "CASE WHEN {x} < '24:00:00' THEN '{{\"$time\":\"' || {x}::text || '\"}}' ELSE to_json({x}::text)::text END",
+}
+_EXPRESSIONS["float8"] = _EXPRESSIONS["float4"]
+
+
+def json_expression(column_sql: str, base_type: str, element_type: str | None = None) -> str:
+    """The SQL expression giving one column's JSON text (``null`` for NULL).
+
+    ``column_sql`` is the quoted column name; ``base_type`` the ``typname`` of the column's type
+    with domains resolved; ``element_type`` the element ``typname`` of an array type.
+    """
+    if element_type is not None:
+        if element_type in PLAIN_ARRAY_ELEMENTS:
+            x = column_sql
+            expression = (
+                f"CASE WHEN array_ndims({x}) = 1 AND array_lower({x}, 1) = 1 "
+                f"THEN '{{\"$array\":' || to_json({x})::text || '}}' ELSE to_json({x}::text)::text END"
+            )
+        else:
+            expression = _TEXT.format(x=column_sql)
+    else:
+        expression = _EXPRESSIONS.get(base_type, _TEXT).format(x=column_sql)
+    return f"coalesce({expression}, 'null')"
+
+
+def row_query(relation_sql: str, expressions: list[str]) -> str:
+    """``SELECT`` of one text column per row: the row's JSON array, in the backup's row format."""
+    if not expressions:
+        return f"SELECT '[]' FROM {relation_sql}"
+    body = " || ',' || ".join(expressions)
+    return f"SELECT '[' || {body} || ']' FROM {relation_sql}"
+
+
+def copy_out_sql(query: str) -> str:
+    """``COPY`` that writes each row's JSON text as one raw line.
+
+    CSV format with a quote and a delimiter that JSON never holds unescaped (control
+    characters), so no value is quoted or escaped: each line is exactly the row's JSON text.
+    """
+    return f"COPY ({query}) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def _pg_value(value: Any) -> Any:
+    """One decoded value as something psycopg writes in COPY text format."""
+    kind = type(value)
+    if kind is JsonText:
+        return value.text
+    if kind is RawText:
+        raise ValueError("text that is not valid UTF-8 cannot be stored in PostgreSQL")
+    if kind is Tagged:
+        return value.payload if isinstance(value.payload, str) else str(value.payload)
+    if kind is list:
+        return [_pg_value(item) for item in value]
+    return value
+
+
+_SIMPLE = (type(None), int, str, bool, float, decimal.Decimal, bytes, datetime.datetime, datetime.date, datetime.time, datetime.timedelta, uuid.UUID)
+
+
+def same_engine_row(row: list[Any]) -> list[Any]:
+    """A decoded row of a PostgreSQL backup, ready for ``Copy.write_row``."""
+    for value in row:
+        if type(value) not in _SIMPLE:
+            return [_pg_value(value) for value in row]
+    return row
+
+
+Converter = Callable[[Any], Any]

@@ -1,0 +1,694 @@
+"""Restoring into PostgreSQL: the whole restore is one transaction, rows go in by COPY.
+
+Same engine: the backup's own DDL is replayed (pre-data objects, tables, then the rows, then
+post-data objects, sequence values and materialized view refreshes). Statements run in the
+backup's order, each inside a savepoint; one that fails because something it needs does not
+exist yet is put back and tried again once the others ran, so the order of functions, types,
+views and tables never has to be solved up front.
+
+Another engine: tables are created from the backup's column list with the nearest PostgreSQL
+types (:func:`map_columns` says how faithful each is), and values are converted on the way in.
+
+A target that already holds objects in the schemas the restore writes into is refused, unless
+``force``: then those objects are dropped inside the same transaction, so a failed restore
+leaves them as they were. A database that does not exist is created, and dropped again if the
+restore fails.
+"""
+
+from __future__ import annotations
+
+import datetime
+import decimal
+import logging
+import uuid
+from typing import Any, Callable
+
+import orjson
+import psycopg
+
+from unibackup.errors import SourceError, UnibackupError, UsageError
+from unibackup.models import ColumnMapping, ColumnSchema, SchemaObject, TableSchema
+from unibackup.source import Location, RestorePlan
+from unibackup.values import JsonText, RawText, Tagged
+
+from .catalog import literal, qualified, quote
+from .connection import connect, connect_error, describe_target, operation_error
+from .encoding import same_engine_row
+
+log = logging.getLogger(__name__)
+
+ENGINE = "postgresql"
+
+#: SQLSTATEs of a statement that needs something not created yet; it is tried again later.
+_MISSING_DEPENDENCY = frozenset(
+    {
+        "42P01",  # undefined_table
+        "42704",  # undefined_object (types)
+        "42883",  # undefined_function
+        "3F000",  # invalid_schema_name
+        "42703",  # undefined_column
+        "42830",  # invalid_foreign_key (the referenced key is not there yet)
+        "55000",  # object_not_in_prerequisite_state (a materialized view not populated yet)
+        "0A000",  # feature_not_supported (e.g. a view over a matview not populated)
+    }
+)
+
+_PRE_DATA_ORDER = {
+    "schema": 0,
+    "extension": 1,
+    "type": 2,
+    "domain": 3,
+    "function": 4,
+    "procedure": 4,
+    "aggregate": 5,
+    "sequence": 6,
+    "table": 7,
+    "partition": 8,
+    "view": 9,
+    "materialized view": 9,
+}
+_POST_DATA_ORDER = {"constraint": 0, "index": 1, "foreign key": 2, "trigger": 3, "rule": 3, "refresh": 4}
+
+
+class _Statement:
+    __slots__ = ("label", "sql", "params")
+
+    def __init__(self, label: str, sql: str, params: Any = None):
+        self.label = label
+        self.sql = sql
+        self.params = params
+
+
+class RestoreSession:
+    """One restore into one database; see the module docstring."""
+
+    def __init__(self, location: Location, settings: dict[str, Any], schemas: tuple[str, ...]):
+        self.location = location
+        self.settings = settings
+        self.url_schemas = schemas
+        self.conn: psycopg.Connection | None = None
+        self.created_database = False
+        self.in_transaction = False
+        self._copy_context: Any = None
+        self._copy: Any = None
+        self._copy_table: tuple[str | None, str] | None = None
+        self._cursor: Any = None
+        self._converters: dict[tuple[str | None, str], Callable[[list[Any]], list[Any]]] = {}
+        self._target_tables: dict[tuple[str | None, str], str] = {}
+        self._copy_sql: dict[tuple[str | None, str], str] = {}
+        self.same_engine = True
+        self.partial = False
+        self.target_schema = "public"
+
+    # -- opening --------------------------------------------------------------------------------
+    def open(self, plan: RestorePlan) -> None:
+        from .source import configure_session
+
+        self.same_engine = plan.source_engine == ENGINE
+        self.partial = len(plan.tables) != len(plan.schema.tables)
+        if self.same_engine:
+            schemas = _backup_schemas(plan)
+            if self.url_schemas and set(self.url_schemas) != set(schemas):
+                raise UsageError(
+                    f"the backup holds schema(s) {', '.join(schemas)}; restoring them under another name is not supported",
+                    hint="leave ?schema= out of the target URL",
+                )
+        else:
+            if len(self.url_schemas) > 1:
+                raise UsageError("a restore target names one schema at most (?schema=name)")
+            self.target_schema = self.url_schemas[0] if self.url_schemas else "public"
+            schemas = [self.target_schema]
+        self.conn = self._connect_or_create(plan)
+        conn = self.conn
+        try:
+            configure_session(conn, self.settings)
+            conn.execute("SET check_function_bodies = false")
+            conn.execute("BEGIN")
+            self.in_transaction = True
+            existing = self._existing_objects(schemas)
+        except psycopg.Error as error:
+            raise operation_error(error, "preparing the restore target", conn) from None
+        if existing:
+            if not plan.force:
+                kinds: dict[str, int] = {}
+                for kind, _name in existing:
+                    kinds[kind] = kinds.get(kind, 0) + 1
+                summary = ", ".join(f"{count} {kind}{'s' if count > 1 else ''}" for kind, count in sorted(kinds.items()))
+                raise UsageError(
+                    f"the target database {self.location.database!r} is not empty: schema(s) {', '.join(schemas)} hold {summary}",
+                    hint="use --force to replace them (dropped inside the restore transaction, kept if the restore fails)",
+                )
+            self._drop(existing)
+
+    def _connect_or_create(self, plan: RestorePlan) -> psycopg.Connection:
+        try:
+            return connect(self.location, self.settings)
+        except SourceError as error:
+            if "does not exist" not in error.message or not self.settings.get("create_database", True):
+                raise
+        database = self.location.database or ""
+        maintenance = str(self.settings.get("maintenance_database", "postgres"))
+        admin = connect(self.location, self.settings, database=maintenance)
+        encoding = plan.schema.settings.get("server_encoding") if self.same_engine else None
+        try:
+            admin.execute(f"CREATE DATABASE {quote(database)} TEMPLATE template0 ENCODING {literal(encoding or 'UTF8')}")
+        except psycopg.Error as error:
+            raise operation_error(error, f"creating the database {database!r}", admin) from None
+        finally:
+            admin.close()
+        self.created_database = True
+        try:
+            return connect(self.location, self.settings)
+        except UnibackupError:
+            self._drop_created_database()
+            raise
+
+    def _existing_objects(self, schemas: list[str]) -> list[tuple[str, str]]:
+        """Objects in ``schemas`` that are not part of an extension, as (kind, DROP target)."""
+        member = "NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = '{0}'::regclass AND d.objid = {1}.oid AND d.deptype IN ('e', 'i', 'a'))"
+        rows = self.conn.execute(  # type: ignore[union-attr]
+            "SELECT CASE c.relkind WHEN 'r' THEN 'table' WHEN 'p' THEN 'table' WHEN 'v' THEN 'view' "
+            "  WHEN 'm' THEN 'materialized view' WHEN 'S' THEN 'sequence' WHEN 'f' THEN 'foreign table' END, "
+            "  pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname) "
+            "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = ANY(%(schemas)s) AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND NOT c.relispartition AND "
+            + member.format("pg_class", "c")
+            + " UNION ALL "
+            "SELECT CASE p.prokind WHEN 'a' THEN 'aggregate' WHEN 'p' THEN 'procedure' ELSE 'function' END, "
+            "  pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(p.proname) || '(' || pg_catalog.pg_get_function_identity_arguments(p.oid) || ')' "
+            "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = ANY(%(schemas)s) AND " + member.format("pg_proc", "p") + " UNION ALL "
+            "SELECT CASE t.typtype WHEN 'd' THEN 'domain' ELSE 'type' END, pg_catalog.format_type(t.oid, NULL) "
+            "FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace "
+            "WHERE n.nspname = ANY(%(schemas)s) AND (t.typtype IN ('e', 'd', 'r') OR (t.typtype = 'c' AND "
+            "  (SELECT c.relkind FROM pg_catalog.pg_class c WHERE c.oid = t.typrelid) = 'c')) AND " + member.format("pg_type", "t"),
+            {"schemas": schemas},
+        ).fetchall()
+        return [(kind, name) for kind, name in rows]
+
+    def _drop(self, existing: list[tuple[str, str]]) -> None:
+        order = ["materialized view", "view", "foreign table", "table", "sequence", "aggregate", "procedure", "function", "domain", "type"]
+        commands = {"procedure": "ROUTINE"}
+        try:
+            for kind in order:
+                for found_kind, name in existing:
+                    if found_kind == kind:
+                        self.conn.execute(f"DROP {commands.get(kind, kind.upper())} IF EXISTS {name} CASCADE")  # type: ignore[union-attr]
+        except psycopg.Error as error:
+            raise operation_error(error, "dropping the objects of the target (--force)", self.conn) from None
+
+    # -- schema ---------------------------------------------------------------------------------
+    def create_schema(self, plan: RestorePlan) -> list[str]:
+        if not self.same_engine:
+            return self._create_foreign_schema(plan)
+        selected = {(table.namespace, table.name) for table in plan.tables}
+        every_table = {(table.namespace, table.name) for table in plan.schema.tables}
+        skipped: list[str] = []
+        items: list[tuple[int, int, _Statement]] = []
+        for position, obj in enumerate(plan.schema.objects):
+            if obj.phase != "pre-data":
+                continue
+            reason = _skip_reason(obj, selected, every_table)
+            if reason:
+                skipped.append(reason)
+                continue
+            if obj.sql:
+                items.append((_PRE_DATA_ORDER.get(obj.kind, 6), position, _Statement(f"{obj.kind} {_name(obj)}", obj.sql)))
+        for position, table in enumerate(plan.tables):
+            items.append((_PRE_DATA_ORDER["table"], position, _Statement(f"table {table.qualified_name}", table.create_sql or "")))
+            self._copy_sql[(table.namespace, table.name)] = (
+                f"COPY {qualified(table.namespace, table.name)} ({', '.join(quote(c.name) for c in table.columns)}) FROM STDIN"
+            )
+        items.sort(key=lambda item: (item[0], item[1]))
+        skipped.extend(self._run([statement for _, _, statement in items], "creating the schema"))
+        return skipped
+
+    def finish_schema(self, plan: RestorePlan) -> list[str]:
+        self._end_copy()
+        if not self.same_engine:
+            return self._finish_foreign_schema(plan)
+        selected = {(table.namespace, table.name) for table in plan.tables}
+        every_table = {(table.namespace, table.name) for table in plan.schema.tables}
+        items: list[tuple[int, int, _Statement]] = []
+        skipped: list[str] = []
+        for position, obj in enumerate(plan.schema.objects):
+            if obj.phase != "post-data":
+                continue
+            reason = _skip_reason(obj, selected, every_table)
+            if reason:
+                skipped.append(reason)
+                continue
+            if obj.sql:
+                items.append((_POST_DATA_ORDER.get(obj.kind, 3), position, _Statement(f"{obj.kind} {_name(obj)}", obj.sql)))
+        for position, obj in enumerate(plan.schema.objects):
+            if obj.kind != "sequence":
+                continue
+            name = qualified(obj.namespace, obj.name)
+            owner = obj.options.get("owned_by")
+            if owner and not obj.options.get("identity") and (owner[0], owner[1]) in selected:
+                sql = f"ALTER SEQUENCE {name} OWNED BY {qualified(owner[0], owner[1])}.{quote(owner[2])}"
+                items.append((5, position, _Statement(f"sequence {obj.name}", sql)))
+            if obj.options.get("identity") and (not owner or (owner[0], owner[1]) not in selected):
+                continue
+            value = obj.options.get("last_value")
+            if value is not None:
+                sql = "SELECT pg_catalog.setval(%s::regclass, %s, %s)"
+                items.append((6, position, _Statement(f"sequence {obj.name}", sql, (name, int(value), bool(obj.options.get("is_called"))))))
+        items.sort(key=lambda item: (item[0], item[1]))
+        skipped.extend(self._run([statement for _, _, statement in items], "finishing the schema"))
+        return skipped
+
+    def _run(self, statements: list[_Statement], what: str) -> list[str]:
+        """Run ``statements``; one whose dependency is missing is retried after the others."""
+        conn = self.conn
+        assert conn is not None
+        pending = statements
+        skipped: list[str] = []
+        while pending:
+            retry: list[tuple[_Statement, psycopg.Error]] = []
+            for statement in pending:
+                try:
+                    conn.execute("SAVEPOINT unibackup_statement")
+                except psycopg.Error as error:
+                    raise operation_error(error, what, conn) from None
+                try:
+                    conn.execute(statement.sql, statement.params)
+                except psycopg.Error as error:
+                    if conn.broken:
+                        raise operation_error(error, what, conn) from None
+                    try:
+                        conn.execute("ROLLBACK TO SAVEPOINT unibackup_statement")
+                    except psycopg.Error as inner:
+                        raise operation_error(inner, what, conn) from None
+                    if getattr(error, "sqlstate", None) in _MISSING_DEPENDENCY or self.partial:
+                        retry.append((statement, error))
+                        continue
+                    raise operation_error(error, f"{what} ({statement.label})", conn) from None
+                try:
+                    conn.execute("RELEASE SAVEPOINT unibackup_statement")
+                except psycopg.Error as error:
+                    raise operation_error(error, what, conn) from None
+            if len(retry) == len(pending):
+                if self.partial:
+                    skipped.extend(f"{statement.label} (needs what was not restored: {_first(error)})" for statement, error in retry)
+                    break
+                statement, error = retry[0]
+                raise operation_error(error, f"{what} ({statement.label})", conn) from None
+            pending = [statement for statement, _ in retry]
+        return skipped
+
+    # -- rows -----------------------------------------------------------------------------------
+    def write_rows(self, table: TableSchema, rows: list[list[Any]]) -> None:
+        if not rows:
+            return
+        key = (table.namespace, table.name)
+        conn = self.conn
+        assert conn is not None
+        try:
+            if self._copy_table != key:
+                self._end_copy()
+                sql = self._copy_sql.get(key)
+                if sql is None:
+                    raise SourceError(f"the table {table.qualified_name!r} was not created by this restore")
+                self._cursor = conn.cursor()
+                self._copy_context = self._cursor.copy(sql)
+                self._copy = self._copy_context.__enter__()
+                self._copy_table = key
+            convert = self._converters.get(key, _same_engine_rows)
+            write_row = self._copy.write_row
+            for row in convert(rows):
+                write_row(row)
+        except psycopg.Error as error:
+            self._abandon_copy(error)
+            raise operation_error(error, f"writing table {table.qualified_name!r}", conn) from None
+        except (ValueError, TypeError, OverflowError, decimal.InvalidOperation) as error:
+            self._abandon_copy(error)
+            raise SourceError(f"writing table {table.qualified_name!r} failed: {error}") from None
+
+    def _end_copy(self) -> None:
+        if self._copy_context is None:
+            return
+        context, self._copy_context, self._copy = self._copy_context, None, None
+        table, self._copy_table = self._copy_table, None
+        try:
+            context.__exit__(None, None, None)
+        except psycopg.Error as error:
+            name = f"{table[0]}.{table[1]}" if table and table[0] else (table[1] if table else "?")
+            raise operation_error(error, f"writing table {name!r}", self.conn) from None
+        finally:
+            if self._cursor is not None:
+                self._cursor.close()
+                self._cursor = None
+
+    def _abandon_copy(self, error: BaseException) -> None:
+        context, self._copy_context, self._copy, self._copy_table = self._copy_context, None, None, None
+        if context is not None:
+            try:
+                context.__exit__(type(error), error, None)
+            except Exception:  # the transaction is lost anyway; the first error is the one to show
+                pass
+
+    # -- ending ---------------------------------------------------------------------------------
+    def commit(self) -> None:
+        self._end_copy()
+        conn = self.conn
+        assert conn is not None
+        try:
+            conn.execute("COMMIT")
+        except psycopg.Error as error:
+            raise operation_error(error, "committing the restore", conn) from None
+        self.in_transaction = False
+        self.created_database = False  # it is the restored database now
+
+    def rollback(self) -> None:
+        conn = self.conn
+        self._copy_context = None
+        self._copy = None
+        self._copy_table = None
+        if conn is not None and not conn.closed:
+            try:
+                if self.in_transaction and not conn.broken:
+                    conn.execute("ROLLBACK")
+            except psycopg.Error:
+                pass
+            self.in_transaction = False
+        if self.created_database:
+            self.close()
+            self._drop_created_database()
+
+    def _drop_created_database(self) -> None:
+        maintenance = str(self.settings.get("maintenance_database", "postgres"))
+        try:
+            admin = connect(self.location, self.settings, database=maintenance)
+        except UnibackupError as error:
+            log.warning("could not drop the database created for the restore: %s", error.user_line())
+            return
+        try:
+            admin.execute(f"DROP DATABASE IF EXISTS {quote(self.location.database or '')} WITH (FORCE)")
+            self.created_database = False
+        except psycopg.Error as error:
+            log.warning("could not drop the database created for the restore: %s", _first(error))
+        finally:
+            admin.close()
+
+    def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
+
+    # -- another engine -------------------------------------------------------------------------
+    def _create_foreign_schema(self, plan: RestorePlan) -> list[str]:
+        mappings = {(m.table, m.column): m for m in (plan.mappings or tuple(map_columns(plan)))}
+        statements = [_Statement(f"schema {self.target_schema}", f"CREATE SCHEMA IF NOT EXISTS {quote(self.target_schema)}")]
+        skipped: list[str] = []
+        for table in plan.tables:
+            target = qualified(self.target_schema, table.name)
+            definitions: list[str] = []
+            kept: list[int] = []
+            converters: list[Callable[[Any], Any]] = []
+            names: list[str] = []
+            primary = sorted((c for c in table.columns if c.primary_key), key=lambda c: c.primary_key)
+            for index, column in enumerate(table.columns):
+                mapping = mappings.get((table.qualified_name, column.name))
+                if mapping is None or mapping.target_type == "":
+                    continue  # not kept (a SQLite rowid of a table with a primary key)
+                kept.append(index)
+                names.append(column.name)
+                converters.append(converter_for(mapping.logical_type, mapping.target_type))
+                sql = f"{quote(column.name)} {mapping.target_type}"
+                if len(primary) == 1 and primary[0] is column and mapping.target_type in ("bigint", "integer", "smallint"):
+                    sql += " GENERATED BY DEFAULT AS IDENTITY"
+                if column.logical_type == "enum" and column.options.get("labels"):
+                    sql += f" CHECK ({quote(column.name)} IN ({', '.join(literal(str(label)) for label in column.options['labels'])}))"
+                if not column.nullable or column.primary_key or column.hidden == "rowid":
+                    sql += " NOT NULL"
+                definitions.append(sql)
+            for column in table.generated_columns:
+                skipped.append(f"generated column {table.qualified_name}.{column.name} ({table.options.get('module') or plan.source_engine} expression not translated)")
+            key_columns = [c.name for c in primary if (table.qualified_name, c.name) in mappings]
+            if not key_columns and any(c.hidden == "rowid" for c in table.columns):
+                key_columns = [next(c.name for c in table.columns if c.hidden == "rowid")]
+            if key_columns:
+                definitions.append(f"PRIMARY KEY ({', '.join(quote(name) for name in key_columns)})")
+            statements.append(_Statement(f"table {table.qualified_name}", f"CREATE TABLE {target} ({', '.join(definitions)})"))
+            key = (table.namespace, table.name)
+            self._copy_sql[key] = f"COPY {target} ({', '.join(quote(name) for name in names)}) FROM STDIN"
+            self._target_tables[key] = target
+            self._converters[key] = _row_converter(kept, converters, len(table.columns))
+            if not table.has_data:
+                skipped.append(f"rows of {table.qualified_name} ({table.options.get('data_not_kept') or 'not in the backup'})")
+        for obj in plan.schema.objects:
+            skipped.append(f"{obj.kind} {_name(obj)} ({plan.source_engine} SQL is not translated into PostgreSQL)")
+        self._run(statements, "creating the tables")
+        return skipped
+
+    def _finish_foreign_schema(self, plan: RestorePlan) -> list[str]:
+        statements: list[_Statement] = []
+        for table in plan.tables:
+            target = self._target_tables.get((table.namespace, table.name))
+            primary = [c for c in table.columns if c.primary_key]
+            if target is None or len(primary) != 1:
+                continue
+            column = quote(primary[0].name)
+            sql = (
+                f"SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(%s, %s), coalesce(max({column}), 1), max({column}) IS NOT NULL) "
+                f"FROM {target} WHERE pg_catalog.pg_get_serial_sequence(%s, %s) IS NOT NULL"
+            )
+            statements.append(_Statement(f"identity of {table.qualified_name}", sql, (target, primary[0].name, target, primary[0].name)))
+        self._run(statements, "setting the identity columns")
+        return []
+
+
+def _backup_schemas(plan: RestorePlan) -> list[str]:
+    names = [name for name in plan.schema.settings.get("schemas", [])]
+    for table in plan.tables:
+        if table.namespace and table.namespace not in names:
+            names.append(table.namespace)
+    return names or ["public"]
+
+
+def _name(obj: SchemaObject) -> str:
+    return f"{obj.namespace}.{obj.name}" if obj.namespace else obj.name
+
+
+def _first(error: BaseException) -> str:
+    diag = getattr(error, "diag", None)
+    message = diag.message_primary if diag is not None else None
+    return message or str(error).strip().splitlines()[0]
+
+
+def _skip_reason(obj: SchemaObject, selected: set[tuple[str | None, str]], tables: set[tuple[str | None, str]]) -> str | None:
+    """Why ``obj`` is not restored, or None (``tables``: every table of the backup)."""
+    if obj.sql is None and obj.kind != "sequence":
+        return f"{obj.kind} {_name(obj)} ({obj.options.get('not_kept') or 'no definition in the backup'})"
+    if obj.kind in ("view", "materialized view", "schema", "extension", "type", "domain", "function", "procedure", "aggregate", "sequence"):
+        return None
+    if obj.table is not None and (obj.namespace, obj.table) in tables and (obj.namespace, obj.table) not in selected:
+        return f"{obj.kind} {_name(obj)} (its table was not restored)"
+    if obj.kind == "partition":
+        parent = obj.options.get("parent") or ["", ""]
+        if (parent[0], parent[1]) not in selected:
+            return f"partition attachment of {_name(obj)} (the partitioned table was not restored)"
+    return None
+
+
+def _same_engine_rows(rows: list[list[Any]]) -> Any:
+    return map(same_engine_row, rows)
+
+
+# -- cross-engine types and values ----------------------------------------------------------------
+
+
+def _note(text: str) -> str:
+    return " ".join(text.split())
+
+
+def target_type(column: ColumnSchema, table: TableSchema, source_engine: str) -> tuple[str, str, str]:
+    """(PostgreSQL type, fidelity, note) for a column of another engine's backup."""
+    logical = column.logical_type
+    declared = column.declared_type.lower()
+    options = column.options
+    if column.hidden == "rowid":
+        if any(c.primary_key for c in table.columns):
+            return "", "exact", "SQLite's internal rowid; the primary key identifies the rows, the rowid values are not kept"
+        return "bigint", "exact", "SQLite's rowid, kept as a column"
+    if logical == "integer":
+        if "unsigned" in declared and "bigint" in declared:
+            return "numeric(20,0)", "exact", "BIGINT UNSIGNED needs more than bigint"
+        if "unsigned" in declared and "int" in declared and not any(word in declared for word in ("tinyint", "smallint", "mediumint")):
+            return "bigint", "exact", ""
+        return "bigint", "exact", ""
+    if logical == "float":
+        return "double precision", "exact", ""
+    if logical == "decimal":
+        precision, scale = options.get("precision"), options.get("scale")
+        if precision and 0 < int(precision) <= 1000:
+            return f"numeric({int(precision)},{int(scale or 0)})", "exact", ""
+        return "numeric", "exact", ""
+    if logical == "boolean":
+        return "boolean", "exact", ""
+    if logical == "text":
+        length = options.get("length")
+        if source_engine != "sqlite" and length and "char" in declared and "text" not in declared:
+            return f"varchar({int(length)})", "exact", ""
+        return "text", "exact", ""
+    if logical == "bytes":
+        return "bytea", "exact", ""
+    if logical == "date":
+        return "date", "exact", ""
+    if logical == "time":
+        if source_engine == "mysql":
+            return "interval", "exact", "MySQL TIME is a duration (it may pass 24 hours or be negative)"
+        return "time", "exact", ""
+    if logical == "time_tz":
+        return "time with time zone", "exact", ""
+    if logical == "datetime":
+        precision = options.get("precision")
+        return (f"timestamp({int(precision)})" if precision is not None and 0 <= int(precision) <= 6 else "timestamp"), "exact", ""
+    if logical == "datetime_tz":
+        return "timestamp with time zone", "exact", "stored as an instant; shown in the session's time zone"
+    if logical == "interval":
+        return "interval", "exact", ""
+    if logical == "uuid":
+        return "uuid", "exact", ""
+    if logical == "json":
+        return "json", "exact", "json keeps the document's exact text"
+    if logical == "enum":
+        return "text", "exact", "an enum becomes text with a CHECK on its labels"
+    if logical == "array":
+        return "jsonb", "approximated", "an array of another engine is stored as a JSON array"
+    if logical == "any":
+        return "text", "approximated", "a column without a type: every value is stored as text (BLOBs as \\x hex)"
+    return "text", "approximated", _note(f"{column.declared_type or 'this type'} has no PostgreSQL equivalent; its text form is stored")
+
+
+def map_columns(plan: RestorePlan) -> list[ColumnMapping]:
+    """The cross-engine fidelity report: every column of every table to restore."""
+    mappings: list[ColumnMapping] = []
+    for table in plan.tables:
+        for column in table.columns:
+            kind, fidelity, note = target_type(column, table, plan.source_engine)
+            mappings.append(
+                ColumnMapping(
+                    table=table.qualified_name,
+                    column=column.name,
+                    source_type=column.declared_type,
+                    logical_type=column.logical_type,
+                    target_type=kind,
+                    fidelity=fidelity,
+                    note=note,
+                )
+            )
+    return [m for m in mappings]
+
+
+def _as_text(value: Any) -> Any:
+    kind = type(value)
+    if value is None or kind is str:
+        return value
+    if kind is RawText:
+        raise ValueError("text that is not valid UTF-8 cannot be stored in PostgreSQL")
+    if kind is bytes:
+        return "\\x" + value.hex()
+    if kind is float:
+        return repr(value)
+    if kind is JsonText:
+        return value.text
+    if kind is Tagged:
+        return value.payload if isinstance(value.payload, str) else orjson.dumps(value.payload).decode()
+    if kind is list:
+        return orjson.dumps(value, default=str).decode()
+    if kind is bool:
+        return "true" if value else "false"
+    return str(value)
+
+
+def _as_integer(value: Any) -> Any:
+    if type(value) is float and value.is_integer():
+        return int(value)
+    if type(value) is bool:
+        return int(value)
+    return _plain(value)
+
+
+def _as_boolean(value: Any) -> Any:
+    if type(value) is int:
+        if value in (0, 1):
+            return bool(value)
+        raise ValueError(f"{value} is not a boolean")
+    return _plain(value)
+
+
+def _as_bytes(value: Any) -> Any:
+    if type(value) is str:
+        return value.encode("utf-8")
+    if type(value) is RawText:
+        return value.data
+    return value
+
+
+def _as_json(value: Any) -> Any:
+    if value is None or type(value) is str:
+        return value
+    if type(value) is JsonText:
+        return value.text
+    return orjson.dumps(value, default=str).decode()
+
+
+def _as_time(value: Any) -> Any:
+    if type(value) is datetime.timedelta:
+        if datetime.timedelta(0) <= value < datetime.timedelta(days=1):
+            return (datetime.datetime.min + value).time()
+        raise ValueError(f"the time {value} is outside 00:00-24:00")
+    return _plain(value)
+
+
+def _as_uuid(value: Any) -> Any:
+    if type(value) is bytes and len(value) == 16:
+        return uuid.UUID(bytes=value)
+    return _plain(value)
+
+
+def _plain(value: Any) -> Any:
+    kind = type(value)
+    if kind is JsonText:
+        return value.text
+    if kind is RawText:
+        raise ValueError("text that is not valid UTF-8 cannot be stored in PostgreSQL")
+    if kind is Tagged:
+        return value.payload if isinstance(value.payload, str) else str(value.payload)
+    if kind is list:
+        return orjson.dumps(value, default=str).decode()
+    return value
+
+
+def converter_for(logical: str, target: str) -> Callable[[Any], Any]:
+    """How a decoded value of ``logical`` type becomes a value for a ``target`` column."""
+    if target in ("text",) or target.startswith("varchar"):
+        return _as_text
+    if target in ("bigint", "integer", "smallint"):
+        return _as_integer
+    if target == "boolean":
+        return _as_boolean
+    if target == "bytea":
+        return _as_bytes
+    if target in ("json", "jsonb"):
+        return _as_json
+    if target == "time":
+        return _as_time
+    if target == "uuid":
+        return _as_uuid
+    return _plain
+
+
+def _row_converter(kept: list[int], converters: list[Callable[[Any], Any]], width: int) -> Callable[[list[list[Any]]], Any]:
+    pairs = list(zip(kept, converters))
+
+    def convert(rows: list[list[Any]]) -> Any:
+        for row in rows:
+            yield [fn(row[index]) for index, fn in pairs]
+
+    return convert
