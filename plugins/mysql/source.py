@@ -1,0 +1,555 @@
+"""The ``mysql`` source and restore target: MySQL and MariaDB through PyMySQL.
+
+Backup: one connection, one ``REPEATABLE READ`` transaction started ``WITH CONSISTENT
+SNAPSHOT``, rows streamed through an unbuffered cursor in the sizes the batching strategy asks
+for, the session's time zone at ``+00:00`` so that TIMESTAMP values are plain UTC instants.
+
+Restore: MySQL cannot roll DDL back, so the target database must be new or empty. Tables (and
+sequences and routines) are created first, the rows are loaded in one transaction with foreign
+key and unique checks off, then come foreign keys, ``AUTO_INCREMENT`` counters, views, triggers
+and events. On any failure everything this restore created is dropped again (the database
+itself when the restore created it); what cannot be dropped is named in the warning.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterator, Sequence
+
+import attrs
+
+from unibackup.errors import SourceError, UnibackupError, UsageError
+from unibackup.models import ColumnMapping, DatabaseSchema, SchemaObject, TableSchema
+from unibackup.source import BatchSizer, Location, RestorePlan, Source
+from unibackup.values import JsonText, encode_rows
+
+from . import mapping
+from .connection import connect, pymysql_module, quote, server_label, translate
+from .schema import Catalog, ServerInfo
+from .types import read_expression
+
+log = logging.getLogger(__name__)
+
+#: The restore session: keep AUTO_INCREMENT zeros, refuse engine substitution, fail rather than
+#: truncate, and accept the zero and invalid dates that a same-engine backup may hold.
+RESTORE_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,STRICT_ALL_TABLES,ALLOW_INVALID_DATES"
+_DROP = {
+    "table": "TABLE", "view": "VIEW", "sequence": "SEQUENCE", "procedure": "PROCEDURE", "function": "FUNCTION", "event": "EVENT",
+}
+_WRITE_STATEMENT_BYTES = 4 * 1024 * 1024
+
+
+@attrs.define
+class _Writer:
+    """How the rows of one table are inserted."""
+
+    sql: str
+    keep: list[int] | None = None  # the positions of the row values that have a column here
+    convert: list[tuple[int, Callable[[Any], Any]]] = attrs.Factory(list)
+
+
+def _wrap_json(rows: Sequence[tuple[Any, ...]], positions: list[int]) -> list[list[Any]]:
+    wrapped = []
+    for row in rows:
+        values = list(row)
+        for position in positions:
+            if values[position] is not None:
+                values[position] = JsonText(values[position])
+        wrapped.append(values)
+    return wrapped
+
+
+def _to_json(value: Any) -> Any:
+    if isinstance(value, (list, dict)):
+        return mapping.json_text(value)
+    return value
+
+
+class MySQLSource(Source):
+    """MySQL and MariaDB servers (``mysql://user[:password]@host[:port]/database``)."""
+
+    name = "mysql"
+    schemes = ("mysql",)
+
+    def __init__(self, location: Location, settings: dict[str, Any] | None = None):
+        super().__init__(location, settings)
+        self._conn: Any = None
+        self._server: ServerInfo | None = None
+        self._warned = False
+        # restore state
+        self._created_database = False
+        self._created: list[tuple[str, str]] = []
+        self._writers: dict[tuple[str | None, str], _Writer] = {}
+        self._target_server: mapping.TargetServer | None = None
+        self._cursor: Any = None
+        self._done = False
+
+    # -- plumbing ------------------------------------------------------------------------------
+    @property
+    def database(self) -> str:
+        if not self.location.database:
+            raise UsageError("the MySQL URL names no database", hint="write mysql://user@host[:port]/database")
+        return self.location.database
+
+    @property
+    def conn(self) -> Any:
+        if self._conn is None:
+            raise SourceError(f"the connection to the MySQL server at {server_label(self.location)} is closed")
+        return self._conn
+
+    def _query(self, sql: str, args: tuple[Any, ...] | None = None) -> list[dict[str, Any]]:
+        """Rows as dicts keyed by upper-case column names."""
+        with self.conn.cursor() as cursor:
+            cursor.execute(sql, args)
+            if cursor.description is None:
+                return []
+            names = [str(column[0]).upper() for column in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+    def _execute(self, sql: str, args: Any = None) -> None:
+        with self.conn.cursor() as cursor:
+            cursor.execute(sql, args)
+
+    def _server_info(self) -> ServerInfo:
+        row = self._query("SELECT VERSION() AS version, @@GLOBAL.sql_mode AS sql_mode, @@lower_case_table_names AS lctn")[0]
+        version = str(row["VERSION"])
+        return ServerInfo(version=version, mariadb="mariadb" in version.lower(), sql_mode=str(row["SQL_MODE"]), lower_case_table_names=int(row["LCTN"] or 0))
+
+    def _translate(self, error: BaseException, what: str) -> UnibackupError:
+        return translate(error, what, self.location)
+
+    def _errors(self) -> tuple[type[BaseException], ...]:
+        return (pymysql_module().err.MySQLError, OSError)
+
+    def _abandon(self) -> None:
+        """Drop a connection whose state is unknown (a result half read, a failed statement)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                conn.close()
+            except Exception:
+                pass
+
+    # -- backup side -------------------------------------------------------------------------
+    def open_snapshot(self) -> None:
+        database = self.database
+        self._conn = connect(self.location, self.settings, database=database, what="connecting")
+        try:
+            self._server = self._server_info()
+            self._execute("SET SESSION sql_mode = ''")  # the plain, backquoted form of SHOW CREATE
+            self._execute("SET SESSION net_write_timeout = %s", (int(self.settings.get("net_write_timeout", 600)),))
+            self._execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            self._execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        except self._errors() as error:
+            self._abandon()
+            raise self._translate(error, "starting the snapshot") from None
+
+    def server_version(self) -> str:
+        if self._server is None:
+            try:
+                self._server = self._server_info()
+            except self._errors() as error:
+                raise self._translate(error, "reading the server version") from None
+        return self._server.version
+
+    def describe(self) -> DatabaseSchema:
+        self.server_version()
+        assert self._server is not None
+        try:
+            schema = Catalog(self._query, self.database, self._server).describe()
+        except self._errors() as error:
+            raise self._translate(error, "reading the schema") from None
+        if not self._warned:
+            self._warned = True
+            for table in schema.tables:
+                if "not_in_snapshot" in table.options:
+                    log.warning("table %s: %s", table.name, table.options["not_in_snapshot"])
+                if "system_versioned" in table.options:
+                    log.warning("table %s is system-versioned: %s", table.name, table.options["system_versioned"])
+        return schema
+
+    def read_batches(self, table: TableSchema, sizer: BatchSizer) -> Iterator[Sequence[bytes]]:
+        if not table.columns:
+            return
+        expressions = ", ".join(read_expression(column.name, str(column.options.get("data_type", ""))) for column in table.columns)
+        json_positions = [index for index, column in enumerate(table.columns) if column.logical_type == "json"]
+        pymysql = pymysql_module()
+        cursor = self.conn.cursor(pymysql.cursors.SSCursor)
+        finished = False
+        try:
+            cursor.execute(f"SELECT {expressions} FROM {quote(table.name)}")
+            while True:
+                rows = cursor.fetchmany(sizer.next_batch_size())
+                if not rows:
+                    break
+                yield encode_rows(_wrap_json(rows, json_positions) if json_positions else rows)
+            finished = True
+        except self._errors() as error:
+            raise self._translate(error, f"reading table {table.name!r}") from None
+        except UnicodeDecodeError as error:
+            raise SourceError(f"table {table.name!r} holds text that is not valid in its character set ({error.reason})") from None
+        finally:
+            if finished:
+                cursor.close()
+            else:  # never drain the rest of a big table: the attempt is over
+                self._abandon()
+
+    def estimate_size(self) -> int:
+        try:
+            row = self._query("SELECT COALESCE(SUM(DATA_LENGTH), 0) AS size FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", (self.database,))[0]
+        except self._errors() as error:
+            raise self._translate(error, "estimating the size") from None
+        return int(row["SIZE"])
+
+    def health_check(self) -> list[str]:
+        problems = []
+        for table in self.describe().tables:
+            if "not_in_snapshot" in table.options:
+                problems.append(f"table {table.name}: {table.options['not_in_snapshot']}")
+        return problems
+
+    # -- restore side ------------------------------------------------------------------------
+    def _probe_target(self) -> mapping.TargetServer:
+        """Whether the target is MariaDB, and its binary text collation (a short connection)."""
+        if self._target_server is not None:
+            return self._target_server
+        own = self._conn is None
+        if own:
+            self._conn = connect(self.location, self.settings, database=None, what="connecting to the restore target")
+        try:
+            server = self._server_info()
+            available = {row["COLLATION_NAME"] for row in self._query(
+                "SELECT COLLATION_NAME FROM information_schema.COLLATIONS WHERE COLLATION_NAME IN ('utf8mb4_0900_bin', 'utf8mb4_nopad_bin', 'utf8mb4_bin')"
+            )}
+        except self._errors() as error:
+            raise self._translate(error, "inspecting the restore target") from None
+        finally:
+            if own:
+                self._abandon()
+        collation = next(name for name in ("utf8mb4_0900_bin", "utf8mb4_nopad_bin", "utf8mb4_bin") if name in available or name == "utf8mb4_bin")
+        self._target_server = mapping.TargetServer(mariadb=server.mariadb, collation=collation)
+        return self._target_server
+
+    def map_columns(self, plan: RestorePlan) -> list[ColumnMapping]:
+        return mapping.map_tables(plan.tables, plan.schema.objects, plan.source_engine, self._probe_target())
+
+    def open_restore(self, plan: RestorePlan) -> None:
+        database = self.database
+        self._conn = connect(self.location, self.settings, database=None, what="connecting to the restore target")
+        try:
+            self._server = self._server_info()
+            self._check_target(database, plan)
+            if not self._query("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s", (database,)):
+                settings = plan.schema.settings if plan.source_engine == self.name else {}
+                charset = settings.get("character_set") or "utf8mb4"
+                collation = settings.get("collation") or (self._probe_target().collation if plan.source_engine != self.name else None)
+                clause = f" CHARACTER SET {charset}" + (f" COLLATE {collation}" if collation else "")
+                self._execute(f"CREATE DATABASE {quote(database)}{clause}")
+                self._created_database = True
+            self._execute(f"USE {quote(database)}")
+            self._execute("SET SESSION sql_mode = %s", (RESTORE_SQL_MODE,))
+            self._execute("SET SESSION foreign_key_checks = 0, unique_checks = 0")
+            packet = int(self._query("SELECT @@max_allowed_packet AS packet")[0]["PACKET"])
+        except self._errors() as error:
+            raise self._translate(error, f"preparing the database {database!r}") from None
+        self._cursor = self.conn.cursor()
+        self._cursor.max_stmt_length = max(64 * 1024, min(_WRITE_STATEMENT_BYTES, packet - 64 * 1024))
+
+    def _check_target(self, database: str, plan: RestorePlan) -> None:
+        row = self._query(
+            "SELECT (SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s)"
+            " + (SELECT COUNT(*) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = %s)"
+            " + (SELECT COUNT(*) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = %s) AS n",
+            (database, database, database),
+        )[0]
+        if int(row["N"]):
+            raise UsageError(
+                f"the target database {database!r} on {server_label(self.location)} is not empty ({int(row['N'])} objects)",
+                hint="MySQL cannot roll back DDL, so unibackup restores only into a new or empty database"
+                + ("; --force cannot replace a MySQL database" if plan.force else "; drop it or name another"),
+            )
+
+    def _run_ddl(self, sql: str, what: str) -> None:
+        try:
+            self._execute(sql)
+        except self._errors() as error:
+            raise self._translate(error, what) from None
+
+    def _with_session(self, obj: SchemaObject, what: str) -> None:
+        """Create ``obj`` under the SQL mode and collation it was defined with, then reset the session."""
+        options = obj.options
+        try:
+            if options.get("sql_mode") is not None:
+                self._execute("SET SESSION sql_mode = %s", (options["sql_mode"],))
+            if options.get("collation_connection"):
+                self._execute("SET SESSION collation_connection = %s", (options["collation_connection"],))
+            if options.get("time_zone"):
+                self._execute("SET SESSION time_zone = %s", (options["time_zone"],))
+            self._execute(obj.sql)
+        except self._errors() as error:
+            raise self._translate(error, what) from None
+        finally:
+            try:
+                self._execute("SET NAMES utf8mb4")
+                self._execute("SET SESSION sql_mode = %s, time_zone = '+00:00'", (RESTORE_SQL_MODE,))
+            except self._errors():
+                pass
+
+    def create_schema(self, plan: RestorePlan) -> list[str]:
+        skipped = [f"not in the backup: {item}" for item in plan.schema.settings.get("not_backed_up", [])] if plan.source_engine == self.name else []
+        if plan.source_engine == self.name:
+            for obj in plan.schema.objects:
+                if obj.kind == "sequence" and obj.sql:
+                    self._run_ddl(obj.sql, f"creating sequence {obj.name!r}")
+                    self._created.append(("sequence", obj.name))
+                    if obj.options.get("next_value") is not None:
+                        self._run_ddl(f"SELECT SETVAL({quote(obj.name)}, {int(obj.options['next_value'])}, 0)", f"setting sequence {obj.name!r}")
+            for table in plan.tables:
+                self._run_ddl(table.create_sql or "", f"creating table {table.name!r}")
+                self._created.append(("table", table.name))
+            for obj in plan.schema.objects:
+                if obj.kind in ("procedure", "function") or (obj.phase == "pre-data" and obj.kind != "sequence"):
+                    if not obj.sql:
+                        skipped.append(f"{obj.kind} {obj.name} ({obj.options.get('skipped', 'no definition in the backup')})")
+                        continue
+                    self._with_session(obj, f"creating {obj.kind} {obj.name!r}")
+                    self._created.append((obj.kind, obj.name))
+        else:
+            skipped.extend(self._create_foreign_tables(plan))
+        try:
+            self.conn.begin()
+        except self._errors() as error:
+            raise self._translate(error, "starting the load transaction") from None
+        return skipped
+
+    def _create_foreign_tables(self, plan: RestorePlan) -> list[str]:
+        server = self._probe_target()
+        skipped: list[str] = []
+        by_table: dict[str, dict[str, ColumnMapping]] = {}
+        for item in plan.mappings:
+            by_table.setdefault(item.table, {})[item.column] = item
+        names: dict[str, str] = {}
+        for table in plan.tables:
+            if table.name in names:
+                raise UsageError(f"the tables {names[table.name]!r} and {table.qualified_name!r} would both be named {table.name!r} in MySQL")
+            names[table.name] = table.qualified_name
+            for column in table.columns:
+                if mapping.is_hidden(column):
+                    skipped.append(f"{column.name} of {table.qualified_name} ({plan.source_engine} row identifier, not a declared column)")
+            columns = by_table.get(table.qualified_name) or {m.column: m for m in mapping.map_tables([table], plan.schema.objects, plan.source_engine, server)}
+            sql = mapping.create_table_sql(table, columns, plan.source_engine, server, skipped)
+            self._run_ddl(sql, f"creating table {table.name!r}")
+            self._created.append(("table", table.name))
+            keep = [index for index, column in enumerate(table.columns) if not mapping.is_hidden(column)]
+            kept = [table.columns[index] for index in keep]
+            convert = [(position, _to_json) for position, column in enumerate(kept) if column.logical_type in ("json", "array")]
+            self._writers[(table.namespace, table.name)] = _Writer(
+                sql=self._insert_sql(table.name, [column.name for column in kept]),
+                keep=keep if len(keep) != len(table.columns) else None,
+                convert=convert,
+            )
+        return skipped
+
+    @staticmethod
+    def _insert_sql(table: str, columns: list[str]) -> str:
+        names = ", ".join(quote(name) for name in columns).replace("%", "%%")
+        marks = ", ".join("%s" for _ in columns)
+        return f"INSERT INTO {quote(table).replace('%', '%%')} ({names}) VALUES ({marks})"
+
+    def write_rows(self, table: TableSchema, rows: list[list[Any]]) -> None:
+        if not rows or not table.has_data:
+            return
+        writer = self._writers.get((table.namespace, table.name))
+        if writer is None:
+            writer = _Writer(sql=self._insert_sql(table.name, list(table.column_names)))
+            self._writers[(table.namespace, table.name)] = writer
+        if writer.keep is not None:
+            rows = [[row[index] for index in writer.keep] for row in rows]
+        for row in rows if writer.convert else ():
+            for position, convert in writer.convert:
+                if row[position] is not None:
+                    row[position] = convert(row[position])
+        try:
+            self._cursor.executemany(writer.sql, rows)
+        except self._errors() as error:
+            raise self._translate(error, f"writing table {table.name!r}") from None
+        except (TypeError, ValueError) as error:
+            raise SourceError(f"writing table {table.name!r}: {error}") from None
+
+    def finish_schema(self, plan: RestorePlan) -> list[str]:
+        try:
+            self.conn.commit()  # what follows is DDL, which MySQL commits by itself
+        except self._errors() as error:
+            raise self._translate(error, "committing the rows") from None
+        if plan.source_engine != self.name:
+            return self._finish_foreign(plan)
+        selected = {table.name for table in plan.tables}
+        complete = selected >= {table.name for table in plan.schema.tables}
+        skipped: list[str] = []
+        keys: dict[str, list[str]] = {}
+        for obj in plan.schema.objects:
+            if obj.kind != "foreign_key" or obj.options.get("inline"):
+                continue
+            referenced = obj.options.get("referenced_table")
+            if obj.table not in selected or (referenced not in selected and not obj.options.get("referenced_schema")):
+                skipped.append(f"foreign key {obj.name} of {obj.table} (references a table that was not restored)")
+                continue
+            keys.setdefault(str(obj.table), []).append(obj.options.get("clause") or (obj.sql or "").split(" ADD ", 1)[-1])
+        for table_name, clauses in keys.items():
+            self._run_ddl(f"ALTER TABLE {quote(table_name)} " + ", ".join(f"ADD {clause}" for clause in clauses), f"adding the foreign keys of {table_name!r}")
+        for table in plan.tables:
+            counter = table.options.get("auto_increment")
+            if counter is not None:
+                self._run_ddl(f"ALTER TABLE {quote(table.name)} AUTO_INCREMENT = {int(counter)}", f"setting the AUTO_INCREMENT of {table.name!r}")
+        skipped.extend(self._create_views([obj for obj in plan.schema.objects if obj.kind == "view"], complete))
+        for obj in plan.schema.objects:
+            if obj.kind not in ("trigger", "event"):
+                continue
+            if not obj.sql:
+                skipped.append(f"{obj.kind} {obj.name} ({obj.options.get('skipped', 'no definition in the backup')})")
+                continue
+            if obj.kind == "trigger" and obj.table not in selected:
+                skipped.append(f"trigger {obj.name} (its table {obj.table} was not restored)")
+                continue
+            self._with_session(obj, f"creating {obj.kind} {obj.name!r}")
+            if obj.kind == "event":
+                self._created.append(("event", obj.name))
+        known = {"sequence", "procedure", "function", "view", "trigger", "event", "foreign_key", "index", "check"}
+        for obj in plan.schema.objects:
+            if obj.kind not in known:
+                skipped.append(f"{obj.kind} {obj.name} ({obj.options.get('skipped', 'not restored by this version')})")
+        return skipped
+
+    def _create_views(self, views: list[SchemaObject], complete: bool) -> list[str]:
+        """Views in dependency order; one that fails is tried again after the others."""
+        skipped = []
+        pending = [view for view in views if view.sql]
+        skipped.extend(f"view {view.name} ({view.options.get('skipped', 'no definition in the backup')})" for view in views if not view.sql)
+        while pending:
+            failed: list[tuple[SchemaObject, UnibackupError]] = []
+            for view in pending:
+                try:
+                    self._with_session(view, f"creating view {view.name!r}")
+                except UnibackupError as error:
+                    failed.append((view, error))
+                    continue
+                self._created.append(("view", view.name))
+            if len(failed) == len(pending):
+                if complete:
+                    raise failed[0][1]
+                skipped.extend(f"view {view.name} (it needs what was not restored: {error.message})" for view, error in failed)
+                break
+            pending = [view for view, _ in failed]
+        return skipped
+
+    def _finish_foreign(self, plan: RestorePlan) -> list[str]:
+        """Indexes and foreign keys of another engine's tables; what cannot move is listed."""
+        selected = {table.name: table for table in plan.tables}
+        skipped: list[str] = []
+        targets = {(m.table, m.column): m.target_type for m in plan.mappings}
+        additions: dict[str, list[str]] = {}
+        foreign: dict[str, list[dict[str, Any]]] = {}
+        for table in plan.tables:
+            for key in mapping.parse_foreign_keys(table.create_sql or ""):
+                foreign.setdefault(table.name, []).append(key)
+        for obj in plan.schema.objects:
+            table_name = mapping.unquote(obj.table) if obj.table else None
+            if obj.kind == "index":
+                parsed = mapping.parse_index(obj)
+                if table_name not in selected:
+                    continue
+                if parsed is None:
+                    skipped.append(f"index {obj.name} on {table_name} (not a plain column index MySQL can take)")
+                    continue
+                columns, unique = parsed
+                table = selected[table_name]
+                parts = []
+                for column in columns:
+                    target = targets.get((table.qualified_name, column), "")
+                    prefix = target in ("LONGTEXT", "LONGBLOB") or target.startswith("JSON")
+                    if prefix and unique:
+                        parts = []
+                        break
+                    parts.append(quote(column) + ("(255)" if prefix else ""))
+                if not parts:
+                    skipped.append(f"index {obj.name} on {table_name} (a unique index over unbounded text cannot be created in MySQL)")
+                    continue
+                kind = "UNIQUE INDEX" if unique else "INDEX"
+                additions.setdefault(table_name, []).append(f"ADD {kind} {quote(mapping.unquote(obj.name)[:64])} ({', '.join(parts)})")
+                continue
+            if obj.kind in ("foreign_key", "constraint", "foreign key") or "FOREIGN KEY" in (obj.sql or "").upper():
+                keys = mapping.parse_foreign_keys(obj.sql or "")
+                if obj.options.get("columns") and obj.options.get("referenced_table"):
+                    keys = [{"name": obj.name, **{k: obj.options.get(k) for k in ("columns", "referenced_table", "referenced_columns", "on_delete", "on_update")}}]
+                if keys and table_name in selected:
+                    foreign.setdefault(table_name, []).extend(keys)
+                    continue
+            if obj.kind in ("constraint", "unique") and table_name in selected:
+                unique = mapping.unique_constraint(obj)
+                if unique is not None:
+                    additions.setdefault(table_name, []).append(f"ADD UNIQUE INDEX {quote(unique[0])} ({', '.join(quote(c) for c in unique[1])})")
+                    continue
+                if "PRIMARY KEY" in (obj.sql or "").upper():
+                    continue  # the primary key is made from the columns
+            where = f" on {table_name}" if table_name else ""
+            skipped.append(f"{obj.kind} {obj.name}{where} ({plan.source_engine} SQL cannot run on MySQL)")
+        for table_name, keys in foreign.items():
+            seen = set()
+            for key in keys:
+                signature = (tuple(key["columns"]), key["referenced_table"], tuple(key["referenced_columns"]))
+                if signature in seen:
+                    continue
+                seen.add(signature)
+                if key["referenced_table"] not in selected:
+                    skipped.append(f"foreign key of {table_name} ({', '.join(key['columns'])}) (references {key['referenced_table']}, which was not restored)")
+                    continue
+                additions.setdefault(table_name, []).append("ADD " + mapping.foreign_key_clause(key))
+        for table_name, clauses in additions.items():
+            indexes = [clause for clause in clauses if "FOREIGN KEY" not in clause]
+            keys_ = [clause for clause in clauses if "FOREIGN KEY" in clause]
+            for group in (indexes, keys_):
+                if group:
+                    self._run_ddl(f"ALTER TABLE {quote(table_name)} " + ", ".join(group), f"adding the keys and indexes of {table_name!r}")
+        return skipped
+
+    def commit(self) -> None:
+        try:
+            self.conn.commit()
+        except self._errors() as error:
+            raise self._translate(error, "committing the restore") from None
+        self._done = True
+
+    def rollback(self) -> None:
+        if self._done:
+            return
+        database = self.location.database or ""
+        if not self._created_database and not self._created:
+            self._abandon()
+            return
+        try:
+            if self._conn is not None:
+                try:
+                    self.conn.rollback()
+                except self._errors():
+                    self._abandon()
+            if self._conn is None:
+                self._conn = connect(self.location, self.settings, database=None, what="cleaning up the restore target")
+            self._execute("SET SESSION foreign_key_checks = 0")
+            if self._created_database:
+                self._execute(f"DROP DATABASE IF EXISTS {quote(database)}")
+            else:
+                self._execute(f"USE {quote(database)}")
+                for kind, name in reversed(self._created):
+                    self._execute(f"DROP {_DROP[kind]} IF EXISTS {quote(name)}")
+        except (UnibackupError, *self._errors()) as error:
+            reason = error.message if isinstance(error, UnibackupError) else str(error.args[-1] if error.args else error)
+            left = f"the database {database!r}, which it had created" if self._created_database else f"{len(self._created)} objects in the database {database!r}"
+            raise SourceError(f"the restore failed and could not remove {left} on {server_label(self.location)} ({reason})", hint="drop them before restoring again") from None
+        finally:
+            self._abandon()
+        self._created_database = False
+        self._created = []
+
+    def close(self) -> None:
+        self._cursor = None
+        self._abandon()
