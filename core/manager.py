@@ -29,6 +29,7 @@ ENTRY_POINT_GROUP = "unibackup"
 #: (plugin name, module) of the plugins that ship with unibackup.
 DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("sqlite", "unibackup.plugins.sqlite"),
+    ("mysql", "unibackup.plugins.mysql"),
     ("postgresql", "unibackup.plugins.postgresql"),
     ("zstd", "unibackup.plugins.zstd"),
     ("gzip", "unibackup.plugins.gzip"),
