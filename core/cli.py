@@ -63,6 +63,20 @@ def _human_size(size: float) -> str:
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+password_file_option = click.option(
+    "--password-file", metavar="FILE", help="Read the server password from the first line of FILE (never shown in any output)."
+)
+
+
+def _set_password_file(state: "CliState", path: str | None) -> None:
+    """Hand ``--password-file`` to every source plugin as its ``password_file`` setting."""
+    if not path:
+        return
+    service = state.service()
+    settings = dict(service.config.source)
+    for entry in service.hooks.sources:
+        settings[entry.name] = {**settings.get(entry.name, {}), "password_file": path}
+    service.config = attrs.evolve(service.config, source=settings)
 
 
 class _Group(click.Group):
@@ -133,13 +147,15 @@ pass_state = click.make_pass_decorator(CliState)
 @click.option("--batching", metavar="NAME", help="Batching strategy: adaptive (default) or fixed.")
 @click.option("--table", "tables", multiple=True, metavar="T", help="Back up only this table (repeatable).")
 @click.option("--exclude-table", "exclude_tables", multiple=True, metavar="T", help="Leave this table out (repeatable).")
+@password_file_option
 @json_option
 @pass_state
-def backup(state: CliState, source: str, output_dir: str | None, compression: str | None, level: int | None, batching: str | None, tables: tuple[str, ...], exclude_tables: tuple[str, ...], as_json: bool) -> None:
+def backup(state: CliState, source: str, output_dir: str | None, compression: str | None, level: int | None, batching: str | None, tables: tuple[str, ...], exclude_tables: tuple[str, ...], password_file: str | None, as_json: bool) -> None:
     """Back up SOURCE (a SQLite file, sqlite:///path, or a server URL) into a new file.
 
     The path of the new backup is the last line of standard output.
     """
+    _set_password_file(state, password_file)
     result = state.service().create_backup(
         source, output_dir, compression=compression, level=level, batching=batching, tables=tables, exclude_tables=exclude_tables
     )
@@ -164,13 +180,15 @@ def backup(state: CliState, source: str, output_dir: str | None, compression: st
 @click.option("--table", "tables", multiple=True, metavar="T", help="Restore only this table (repeatable).")
 @click.option("--force", is_flag=True, help="Replace a non-empty target (only after the restore succeeded).")
 @click.option("--allow-lossy", is_flag=True, help="Restore even where the target engine cannot hold a value exactly.")
+@password_file_option
 @json_option
 @pass_state
-def restore(state: CliState, backup_file: str, target: str, tables: tuple[str, ...], force: bool, allow_lossy: bool, as_json: bool) -> None:
+def restore(state: CliState, backup_file: str, target: str, tables: tuple[str, ...], force: bool, allow_lossy: bool, password_file: str | None, as_json: bool) -> None:
     """Restore BACKUP into TARGET (a new SQLite file, or a server URL).
 
     Into another engine, a per-column fidelity report is printed before anything is written.
     """
+    _set_password_file(state, password_file)
     result = state.service().restore_backup(
         backup_file, target, tables=tables, force=force, allow_lossy=allow_lossy, on_plan=None if as_json else _print_fidelity_report
     )

@@ -117,7 +117,18 @@ def first_line(error: BaseException) -> str:
 def _message(error: psycopg.Error) -> str:
     diag = getattr(error, "diag", None)
     primary = diag.message_primary if diag is not None else None
-    return primary or first_line(error)
+    if primary:
+        return primary
+    text = " ".join(str(error).split())
+    for marker in ("FATAL:", "ERROR:"):
+        if marker in text:
+            return text.rsplit(marker, 1)[1].strip()
+    return first_line(error)
+
+
+def _server(location: Location) -> str:
+    host = location.host or "the local socket"
+    return f"{host}:{location.port}" if location.port else host
 
 
 def connect_error(error: psycopg.Error, location: Location, database: str | None = None) -> UnibackupError:
@@ -128,7 +139,7 @@ def connect_error(error: psycopg.Error, location: Location, database: str | None
     lowered = text.lower()
     dbname = database or location.database
     if state == "3D000" or ("database" in lowered and "does not exist" in lowered):
-        return SourceError(f"the PostgreSQL database {dbname!r} does not exist on {where.rsplit('/', 1)[0]}")
+        return SourceError(f"the PostgreSQL database {dbname!r} does not exist on {_server(location)}")
     if state == "28P01" or "password authentication failed" in lowered:
         return SourceError(f"PostgreSQL refused the password for user {location.user or '(default)'!r} on {where}")
     if "no password supplied" in lowered or "fe_sendauth" in lowered:
@@ -145,10 +156,10 @@ def connect_error(error: psycopg.Error, location: Location, database: str | None
     if "could not translate host name" in lowered or "name or service not known" in lowered or "nodename nor servname" in lowered:
         return SourceError(f"cannot resolve the PostgreSQL host {location.host!r}")
     if "connection refused" in lowered:
-        return SourceError(f"no PostgreSQL server is listening at {where.split('/', 1)[0]} (connection refused)")
+        return SourceError(f"no PostgreSQL server is listening at {_server(location)} (connection refused)")
     if "timeout expired" in lowered or "timed out" in lowered:
-        return SourceError(f"the PostgreSQL server at {where.split('/', 1)[0]} did not answer in time")
-    return SourceError(f"cannot connect to PostgreSQL at {where}: {first_line(error)}")
+        return SourceError(f"the PostgreSQL server at {_server(location)} did not answer in time")
+    return SourceError(f"cannot connect to PostgreSQL at {where}: {_message(error)}")
 
 
 def is_transient(error: BaseException, conn: psycopg.Connection | None = None) -> bool:
