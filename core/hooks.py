@@ -33,12 +33,17 @@ class Hooks:
         for plugin_name, reason in self.host.unavailable().items():
             registry.mark_unavailable(plugin_name, reason)
         hook = getattr(self._manager.hook, hook_name)
+        # each implementation is called on its own (to know which plugin registered what), which
+        # bypasses pluggy's tracing: UNIBACKUP_TRACE_PLUGINS output is written here instead
+        trace = self._manager.trace.root.get("hook")
         for impl in hook.get_hookimpls():
             try:
                 classes = impl.function() or []
             except Exception as error:
+                trace(f"{hook_name} [{impl.plugin_name}] failed: {error!r}")
                 log.warning("plugin %r failed in %s: %s", impl.plugin_name, hook_name, error)
                 continue
+            trace(f"{hook_name} [{impl.plugin_name}] -> {[getattr(cls, 'name', cls) for cls in classes]}")
             for cls in classes:
                 if not (isinstance(cls, type) and issubclass(cls, base)):
                     raise PluginError(f"plugin {impl.plugin_name!r} registers {cls!r}, which is not a {base.__name__}")
@@ -87,7 +92,9 @@ class Hooks:
 
     def register_commands(self, cli: click.Group) -> None:
         """Let plugins add commands; a failing plugin is logged, not fatal."""
+        trace = self._manager.trace.root.get("hook")
         for impl in self._manager.hook.unibackup_register_commands.get_hookimpls():
+            trace(f"unibackup_register_commands [{impl.plugin_name}]")
             try:
                 impl.function(cli=cli)
             except Exception as error:
