@@ -36,7 +36,7 @@ from .models import (
 )
 from .operations import OperationContext
 from .resources import ResourceManager
-from .retry import ExponentialBackoff, RetryAttempt
+from .retry import ExponentialBackoff
 from .source import Source
 
 if TYPE_CHECKING:
@@ -74,6 +74,36 @@ class _Sizer:
         return max(1, int(self._strategy.next_batch_size()))
 
 
+def _write_tables(
+    writer: BackupWriter, header: BackupHeader, source: Source, tables: tuple[TableSchema, ...], strategy: Any, context: OperationContext
+) -> None:
+    """The header and every table: batches sized by the strategy, events for the listeners."""
+    writer.write_header(header)
+    sizer = _Sizer(strategy)
+    rows_estimate = sum(t.row_estimate or 0 for t in tables if t.has_data)
+    for index, table in enumerate(tables, 1):
+        context.emit(
+            "table_started", table=table.qualified_name, total_rows_estimate=table.row_estimate,
+            details={"index": index, "tables": len(tables), "operation_rows_estimate": rows_estimate},
+        )
+        writer.begin_table(table)
+        strategy.start_table(table.row_estimate)
+        table_bytes = 0
+        if table.has_data:
+            for batch in source.read_batches(table, sizer):
+                rows, written = writer.write_rows(batch)
+                table_bytes += written
+                strategy.observe(rows, written)
+                context.emit("batch_written", table=table.qualified_name, rows=rows, bytes=written)
+                if strategy.should_collect_garbage():
+                    gc.collect()
+                pause = strategy.delay()
+                if pause > 0:
+                    time.sleep(pause)
+        footer = writer.end_table()
+        context.emit("table_finished", table=table.qualified_name, rows=footer.rows, bytes=table_bytes)
+
+
 def _write_file(
     service: "BackupService",
     source: Source,
@@ -90,31 +120,11 @@ def _write_file(
     with os.fdopen(fd, "wb", buffering=1 << 20) as raw:
         sealing = SealingWriter(raw)
         sink = compressor.open_writer(sealing, level)
-        writer = BackupWriter(sink)
-        writer.write_header(header)
-        sizer = _Sizer(strategy)
-        rows_estimate = sum(t.row_estimate or 0 for t in tables if t.has_data)
-        for index, table in enumerate(tables, 1):
-            context.emit(
-                "table_started", table=table.qualified_name, total_rows_estimate=table.row_estimate,
-                details={"index": index, "tables": len(tables), "operation_rows_estimate": rows_estimate},
-            )
-            writer.begin_table(table)
-            strategy.start_table(table.row_estimate)
-            table_bytes = 0
-            if table.has_data:
-                for batch in source.read_batches(table, sizer):
-                    rows, written = writer.write_rows(batch)
-                    table_bytes += written
-                    strategy.observe(rows, written)
-                    context.emit("batch_written", table=table.qualified_name, rows=rows, bytes=written)
-                    if strategy.should_collect_garbage():
-                        gc.collect()
-                    pause = strategy.delay()
-                    if pause > 0:
-                        time.sleep(pause)
-            footer = writer.end_table()
-            context.emit("table_finished", table=table.qualified_name, rows=footer.rows, bytes=table_bytes)
+        writer = BackupWriter(sink, background=True)
+        try:
+            _write_tables(writer, header, source, tables, strategy, context)
+        finally:
+            writer.close()
         trailer = writer.write_trailer()
         if header.sealed:
             sink.finish_before_seal()
@@ -153,8 +163,7 @@ def run_backup(
     connect_retry = ExponentialBackoff.from_config(config.retry.connect, "retry.connect")
     read_retry = ExponentialBackoff.from_config(config.retry.read, "retry.read")
 
-    def on_retry(attempt: RetryAttempt) -> None:
-        context.emit("retry", message=attempt.error, details={"operation": attempt.operation, "attempt": attempt.attempt, "delay": attempt.delay})
+    on_retry = context.retrying
 
     def attempt() -> BackupResult:
         source = source_cls(location, config.source.get(source_cls.name, {}))

@@ -15,6 +15,8 @@ trailer's covers every byte before the trailer line.
 from __future__ import annotations
 
 import hashlib
+import queue
+import threading
 from typing import Any, BinaryIO, Iterator, Sequence
 
 import attrs
@@ -34,22 +36,91 @@ def _digest_text(hasher: "hashlib._Hash") -> str:
     return f"{DIGEST_ALGORITHM}:{hasher.hexdigest()}"
 
 
-class BackupWriter:
-    """Writes the lines of one backup into a byte sink, keeping counts and digests."""
+class _BackgroundSink:
+    """Hashes and writes chunks in a worker thread, in order.
 
-    def __init__(self, sink: Any):
+    Hashing and compressing release the GIL, so they overlap with reading and encoding the next
+    batch. A failure in the worker (a full disk) is raised in the caller at its next call.
+    """
+
+    def __init__(self, sink: Any, depth: int = 4):
+        self._sink = sink
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="unibackup-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                data, hashers = item
+                if self._error is None:
+                    for hasher in hashers:
+                        hasher.update(data)
+                    self._sink.write(data)
+            except BaseException as error:  # handed to the caller
+                self._error = error
+            finally:
+                self._queue.task_done()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, data: bytes | bytearray, hashers: tuple[Any, ...]) -> None:
+        self._check()
+        self._queue.put((data, hashers))
+
+    def drain(self) -> None:
+        """Wait until everything submitted is hashed and written."""
+        self._queue.join()
+        self._check()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+
+class BackupWriter:
+    """Writes the lines of one backup into a byte sink, keeping counts and digests.
+
+    With ``background=True`` hashing and writing run in a worker thread; call :meth:`close`
+    (always, also on failure) to stop it.
+    """
+
+    def __init__(self, sink: Any, *, background: bool = False):
         self._sink = sink
         self._file_hash = hashlib.sha256()
         self._table_hash: Any = None
         self._table: TableSchema | None = None
         self._table_rows = 0
+        self._worker = _BackgroundSink(sink) if background else None
         self.tables = 0
         self.rows = 0
         self.bytes = 0
 
-    def _write(self, data: bytes) -> None:
-        self._file_hash.update(data)
-        self._sink.write(data)
+    def close(self) -> None:
+        """Stop the worker thread, if any; safe to call more than once."""
+        if self._worker is not None:
+            self._worker.close()
+
+    def _drain(self) -> None:
+        if self._worker is not None:
+            self._worker.drain()
+
+    def _write(self, data: bytes | bytearray, *table_hash: Any) -> None:
+        if self._worker is not None:
+            self._worker.submit(data, (self._file_hash, *table_hash))
+        else:
+            for hasher in table_hash:
+                hasher.update(data)
+            self._file_hash.update(data)
+            self._sink.write(data)
         self.bytes += len(data)
 
     def _write_record(self, record: dict[str, Any]) -> None:
@@ -80,8 +151,7 @@ class BackupWriter:
             data, rows = b"\n".join(batch) + b"\n", len(batch)
         if not rows:
             return 0, 0
-        self._table_hash.update(data)
-        self._write(data)
+        self._write(data, self._table_hash)
         self._table_rows += rows
         return rows, len(data)
 
@@ -89,6 +159,7 @@ class BackupWriter:
         table = self._table
         if table is None:
             raise RuntimeError("no table is open")
+        self._drain()
         footer = TableFooter(
             name=table.name, namespace=table.namespace, rows=self._table_rows, digest=_digest_text(self._table_hash)
         )
@@ -101,6 +172,7 @@ class BackupWriter:
     def write_trailer(self) -> Trailer:
         if self._table is not None:
             raise RuntimeError("a table is still open")
+        self._drain()
         trailer = Trailer(tables=self.tables, rows=self.rows, bytes=self.bytes, digest=_digest_text(self._file_hash))
         self._sink.write(orjson.dumps({"type": "trailer", **to_dict(trailer)}) + b"\n")
         return trailer
