@@ -38,6 +38,11 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("fixed", "unibackup.plugins.fixed_batching"),
     ("adaptive", "unibackup.plugins.adaptive_batching"),
     ("validators", "unibackup.plugins.validators"),
+    ("legacy-v1", "unibackup.plugins.legacy_v1"),
+    ("progress", "unibackup.plugins.progress"),
+    ("monitor", "unibackup.plugins.monitor"),
+    ("history", "unibackup.plugins.history"),
+    ("report", "unibackup.plugins.report"),
 )
 
 #: Default plugins that cannot be disabled: without them no backup can be checked.
