@@ -20,6 +20,7 @@ from .backup import run_backup
 from .cancellation import cancel_on_signals
 from .config import Config
 from .errors import UnibackupError, UsageError
+from .estimate import sample_source
 from .events import EventListener
 from .files import OpenedBackup, backup_file_name, is_backup_name, open_backup
 from .format import BackupReader, ReadLimits
@@ -27,6 +28,7 @@ from .hooks import Hooks
 from .locations import parse_location
 from .models import BackupHeader, BackupOptions, BackupResult, RestoreResult, Trailer
 from .operations import OperationContext, classify
+from .preflight import PreflightReport, estimated_backup_bytes, run_preflight
 from .manager import PluginHost, get_plugin_manager
 from .resources import ResourceManager, remove_leftovers
 from .restore import run_restore
@@ -78,6 +80,9 @@ class SizeEstimate:
     source_bytes: int
     estimated_backup_bytes: dict[str, int]  # per compressor
     per_table: dict[str, int]  # row estimates
+    uncompressed_bytes: int = 0  # the JSON Lines stream, before compression
+    sampled_rows: int = 0
+    ratios: dict[str, float] = attrs.field(factory=dict)  # measured on the sample
 
 
 class BackupService:
@@ -195,28 +200,62 @@ class BackupService:
     ) -> BackupResult:
         """Back up ``source`` into a new file in ``output_dir``; returns where and what."""
         defaults = self.config.backup
+        notes: list[str] = []
+        chosen_compression = self._available(self.hooks.compressors, compression, defaults.compression, notes)
         options = BackupOptions(
-            compression=compression or defaults.compression,
-            level=level if level is not None else defaults.level,
-            batching=batching or defaults.batching,
+            compression=chosen_compression,
+            level=level if level is not None else (defaults.level if chosen_compression == defaults.compression else None),
+            batching=self._available(self.hooks.batching_strategies, batching, defaults.batching, notes),
             tables=tuple(tables),
             exclude_tables=tuple(exclude_tables) + tuple(t for t in defaults.exclude_tables if t not in exclude_tables),
         )
         directory = Path(output_dir if output_dir is not None else defaults.output_dir)
-        directory = self._prepare_output_dir(directory)
 
         def body(context: OperationContext, resources: ResourceManager) -> BackupResult:
+            for note in notes:
+                context.emit("warning", message=note)
+            self._prepare_output_dir(directory)
+            if self.config.preflight.enabled:
+                run_preflight(self, source, directory, options.compression, on_retry=context.retrying).raise_for_failure()
             remove_leftovers(directory, self._is_our_temporary)
             return run_backup(self, source, directory, options, context, resources)
 
         return self._run("backup", body)
+
+    @staticmethod
+    def _available(registry: Any, asked: str | None, default: str, notes: list[str]) -> str:
+        """``asked`` as is (a missing plugin is then an error naming it); the configured default
+        when it is available; otherwise the first available one, with a warning."""
+        if asked or default in registry or not len(registry):
+            return asked or default
+        fallback = next(iter(registry)).name
+        note = f"the default {registry.kind} {default!r} is unavailable; using {fallback!r} instead"
+        try:
+            registry.entry(default)
+        except UnibackupError as error:
+            note = f"{error.message}; using the {registry.kind} {fallback!r} instead"
+        log.warning("%s", note)
+        notes.append(note)
+        return fallback
+
+    def check_source(self, source: str, output_dir: str | os.PathLike[str] | None = None, *, compression: str | None = None) -> PreflightReport:
+        """Run the preflight checks of a backup of ``source`` alone, afresh (``unibackup check``)."""
+        directory = Path(output_dir if output_dir is not None else self.config.backup.output_dir)
+        name = compression or self.config.backup.compression
+
+        def body(context: OperationContext, resources: ResourceManager) -> PreflightReport:
+            return run_preflight(self, source, directory, name, use_cache=False, on_retry=context.retrying)
+
+        return self._run("check", body)
 
     def _prepare_output_dir(self, directory: Path) -> Path:
         if directory.exists() and not directory.is_dir():
             raise UsageError(f"the output directory {str(directory)!r} is a file")
         if not directory.exists():
             try:
-                directory.mkdir(mode=0o700, parents=True)
+                for missing in reversed([directory, *directory.parents]):
+                    if not missing.exists():
+                        missing.mkdir(mode=0o700)  # every directory we create is private
             except OSError as error:
                 raise UsageError(f"cannot create the output directory {str(directory)!r}: {error.strerror}") from None
         if not os.access(directory, os.W_OK | os.X_OK):
@@ -304,7 +343,7 @@ class BackupService:
         return summaries
 
     def estimate(self, source: str) -> SizeEstimate:
-        """Rows and a backup-size estimate per compressor, from the source's own statistics."""
+        """Rows, and the backup's size with each compressor, measured on a sample of every table."""
         location = self.resolve_location(source)
         source_cls = self.hooks.source_for(location)
         reader = source_cls(location, self.config.source.get(source_cls.name, {}))
@@ -312,12 +351,12 @@ class BackupService:
             reader.open_snapshot()
             schema = reader.describe()
             size = reader.estimate_size()
+            sample = sample_source(reader, schema, [entry.implementation for entry in self.hooks.compressors])
         finally:
             reader.close()
         rows = sum(t.row_estimate or 0 for t in schema.tables)
-        # JSON Lines is typically 1.3x the stored size; measured compression ratios of the codecs
-        json_bytes = int(size * 1.3)
-        ratios = {"none": 1.0, "zstd": 4.0, "gzip": 3.5, "brotli": 4.5}
-        estimated = {entry.name: int(json_bytes / ratios.get(entry.name, 3.0)) for entry in self.hooks.compressors}
         per_table = {t.qualified_name: t.row_estimate or 0 for t in schema.tables}
-        return SizeEstimate(location.identity, source_cls.name, len(schema.tables), rows, size, estimated, per_table)
+        return SizeEstimate(
+            location.identity, source_cls.name, len(schema.tables), rows, size, sample.estimated_backup_bytes, per_table,
+            uncompressed_bytes=sample.estimated_json_bytes, sampled_rows=sample.sampled_rows, ratios=sample.ratios,
+        )
