@@ -275,7 +275,7 @@ def open_backup(
         compressor_cls = recognise_compressor(head, compressors, looks_plain)
         counting = _CountingReader(raw, size, seal_length(compressor_cls) if compressor_cls is not None else 0)
         if compressor_cls is None:
-            if head.lstrip()[:1] not in (b"{", b"["):
+            if head.lstrip()[:1] not in (b"{", b"[") and not looks_plain(head):  # a migrator's own layout
                 raise CorruptBackupError(f"{path.name!r} is neither a unibackup file nor compressed by a known compressor")
             stream: BinaryIO = counting  # type: ignore[assignment]
         else:
