@@ -298,6 +298,31 @@ def estimate(state: CliState, source: str, as_json: bool) -> None:
 
 
 @cli.command()
+@click.argument("source")
+@click.option("-o", "--output-dir", metavar="DIR", help="The directory a backup would go to (default: backup.output_dir, or .).")
+@click.option("--compression", metavar="NAME", help="The compressor the space estimate assumes (default: backup.compression).")
+@json_option
+@pass_state
+def check(state: CliState, source: str, output_dir: str | None, compression: str | None, as_json: bool) -> None:
+    """Run the preflight checks of a backup of SOURCE alone; exit code 1 when one fails.
+
+    The source opens and is readable, passes its health check, the output directory takes a new
+    file, its disk has room for the estimated backup, and memory is available.
+    """
+    report = state.service().check_source(source, output_dir, compression=compression)
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        for result in report.checks:
+            click.echo(f"{'ok' if result.ok else 'FAILED':<7} {result.name:<17} {result.detail}")
+    if not report.ok:
+        if not as_json:
+            first = report.failed[0]
+            click.echo(f"unibackup: error: {report.source}: check {first.name!r} failed: {first.detail}", err=True)
+        sys.exit(EXIT_FAILED)
+
+
+@cli.command()
 @click.option("--all", "show_all", is_flag=True, help="Also show blocked, skipped and failed plugins, and the hooks.")
 @click.option("--hook", metavar="NAME", help="Only plugins implementing this hook.")
 @json_option

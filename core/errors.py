@@ -98,6 +98,12 @@ class CorruptBackupError(UnibackupError):
     error_class = ErrorClass.CORRUPT_INPUT
 
 
+class PreflightError(UnibackupError):
+    """A check before the backup failed (disk space, memory, health): nothing was done."""
+
+    error_class = ErrorClass.ENVIRONMENT
+
+
 class CancelledError(UnibackupError):
     """The operation was cancelled by SIGINT or SIGTERM."""
 

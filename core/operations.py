@@ -18,6 +18,7 @@ import attrs
 from .errors import CancelledError, ErrorClass, UnibackupError
 from .events import Event, EventListener
 from .hooks import dispatch
+from .retry import RetryAttempt
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,11 @@ class OperationContext:
     def emit(self, kind: str, **fields: Any) -> None:
         event = Event(kind=kind, operation_id=self.id, operation=self.kind, **fields)
         dispatch(self.listeners, event, self._listener_failed)
+
+    def retrying(self, attempt: RetryAttempt) -> None:
+        """A failed attempt that will be tried again: a ``retry`` event (the strategy logs it)."""
+        details = {"operation": attempt.operation, "attempt": attempt.attempt, "delay": attempt.delay, "elapsed": attempt.elapsed}
+        self.emit("retry", message=attempt.error, details=details)
 
     def _listener_failed(self, listener: EventListener, error: Exception) -> None:
         log.warning("event listener %r failed and was dropped: %s", getattr(listener, "name", listener), error)

@@ -32,6 +32,14 @@ def _private_history(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
     return path
 
 
+@pytest.fixture(autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test (and every ``unibackup`` it runs) keeps its preflight cache in a throwaway directory."""
+    path = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("UNIBACKUP_CACHE_DIR", str(path))
+    return path
+
+
 @pytest.fixture
 def service() -> BackupService:
     """A service with the default plugins only (no installed entry points) and default settings."""
