@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Any, Callable
 import attrs
 import psutil
 
+from .compression import Compressor
 from .errors import CancelledError, PreflightError, UnibackupError
+from .estimate import sample_source
 from .operations import classify
 from .resources import ResourceManager
 from .retry import ExponentialBackoff, RetryAttempt
@@ -39,22 +41,12 @@ log = logging.getLogger(__name__)
 CACHE_DIR_ENV = "UNIBACKUP_CACHE_DIR"
 CACHE_FILE_NAME = "preflight.json"
 
-#: JSON Lines take about 1.3 times the bytes a database stores; typical ratios of the codecs.
-JSON_EXPANSION = 1.3
-TYPICAL_RATIOS = {"none": 1.0, "zstd": 4.0, "gzip": 3.5, "brotli": 4.5}
-DEFAULT_RATIO = 3.0
-
 # the names of the checks, in the order they run
 SOURCE = "source"
 HEALTH = "health"
 OUTPUT_DIR = "output directory"
 DISK_SPACE = "disk space"
 MEMORY = "memory"
-
-
-def estimated_backup_bytes(source_bytes: int, compressor: str) -> int:
-    """The expected size of a backup of ``source_bytes`` of stored data with ``compressor``."""
-    return int(source_bytes * JSON_EXPANSION / TYPICAL_RATIOS.get(compressor, DEFAULT_RATIO))
 
 
 @attrs.frozen
@@ -176,27 +168,34 @@ def _fingerprint(location: Location) -> list[Any]:
     return []
 
 
-def _probe_source(source: Source, retry: ExponentialBackoff, on_retry: Callable[[RetryAttempt], None] | None) -> tuple[CheckResult, CheckResult, int]:
-    """Open the source (retrying what is transient), read its schema, run its health check."""
+def _probe_source(
+    source: Source, compressor: type[Compressor], retry: ExponentialBackoff, on_retry: Callable[[RetryAttempt], None] | None
+) -> tuple[CheckResult, CheckResult, int, int]:
+    """Open the source (retrying what is transient), read its schema and a sample of every table
+    (which also estimates the backup's size), run its health check."""
     try:
         retry.call(source.open_snapshot, operation="connect", on_retry=on_retry)
         schema = source.describe()
         size = int(source.estimate_size() or 0)
+        sample = sample_source(source, schema, [compressor])
     except CancelledError:
         raise
     except Exception as error:
         classified = classify(error)
         failed = CheckResult(SOURCE, False, classified.user_line(), error=classified)
-        return failed, CheckResult(HEALTH, False, "not run: the source cannot be read"), 0
-    opened = CheckResult(SOURCE, True, f"opened and read the schema: {len(schema.tables)} tables, {size} bytes of data")
+        return failed, CheckResult(HEALTH, False, "not run: the source cannot be read"), 0, 0
+    estimate = sample.estimated_backup_bytes.get(compressor.name, sample.estimated_json_bytes)
+    opened = CheckResult(
+        SOURCE, True, f"opened; read the schema ({len(schema.tables)} tables) and {sample.sampled_rows} sample rows; {_mib(size)} of data"
+    )
     try:
         problems = source.health_check()
     except UnibackupError as error:
         problems = [error.user_line()]
     if problems:
         more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return opened, CheckResult(HEALTH, False, f"the source fails its health check: {problems[0]}{more}"), size
-    return opened, CheckResult(HEALTH, True, "no problems found"), size
+        return opened, CheckResult(HEALTH, False, f"the source fails its health check: {problems[0]}{more}"), size, estimate
+    return opened, CheckResult(HEALTH, True, "no problems found"), size, estimate
 
 
 def _existing_directory(directory: Path) -> Path:
@@ -268,12 +267,14 @@ def run_preflight(
     config = service.config.preflight
     location = service.resolve_location(source_text)
     source_cls = service.hooks.source_for(location)
+    compressor_cls = service.hooks.compressors.get(compressor)
     identity = location.identity
     cache = PreflightCache(cache_path(), config.cache_seconds)
     fingerprint = _fingerprint(location)
     entry = cache.get(identity, fingerprint) if use_cache else None
-    if entry is not None:
+    if entry is not None and isinstance(entry.get("estimates"), dict) and compressor in entry["estimates"]:
         size = int(entry.get("source_bytes") or 0)
+        estimate = int(entry["estimates"][compressor])
         age = time.time() - entry["checked_at"]
         checks = [
             CheckResult(SOURCE, True, f"passed {age:.0f} s ago (cached for preflight.cache_seconds = {config.cache_seconds:g})", cached=True),
@@ -283,13 +284,14 @@ def run_preflight(
         source = source_cls(location, service.config.source.get(source_cls.name, {}))
         retry = ExponentialBackoff.from_config(service.config.retry.connect, "retry.connect")
         try:
-            opened, health, size = _probe_source(source, retry, on_retry)
+            opened, health, size, estimate = _probe_source(source, compressor_cls, retry, on_retry)
         finally:
             source.close()
         checks = [opened, health]
         if opened.ok and health.ok:
-            cache.put(identity, fingerprint, source_bytes=size)
-    estimate = estimated_backup_bytes(size, compressor)
+            known = entry.get("estimates") if entry is not None else None  # other compressors' estimates still stand
+            estimates = {**(known if isinstance(known, dict) else {}), compressor: estimate}
+            cache.put(identity, fingerprint, source_bytes=size, estimates=estimates)
     if output_dir is not None:
         writable, tried = _check_output_dir(output_dir)
         checks.append(writable)

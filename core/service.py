@@ -28,7 +28,7 @@ from .hooks import Hooks
 from .locations import parse_location
 from .models import BackupHeader, BackupOptions, BackupResult, RestoreResult, Trailer
 from .operations import OperationContext, classify
-from .preflight import PreflightReport, estimated_backup_bytes, run_preflight
+from .preflight import PreflightReport, run_preflight
 from .manager import PluginHost, get_plugin_manager
 from .resources import ResourceManager, remove_leftovers
 from .restore import run_restore
