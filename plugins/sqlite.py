@@ -48,7 +48,8 @@ def _translate(error: sqlite3.Error, what: str, path: str) -> Exception:
     message = str(error)
     name = os.path.basename(path)
     if any(text in message for text in _TRANSIENT_MESSAGES):
-        return TransientError(f"the database {name!r} is locked by another process ({message})")
+        detail = "" if message == "database is locked" else f" ({message})"
+        return TransientError(f"the database {name!r} is locked by another process{detail}")
     if "file is not a database" in message or "file is encrypted" in message:
         # the same class as a file that does not even start like one: the user named the wrong file
         return UsageError(f"{name!r} is not a SQLite database, or it is damaged ({message})")
