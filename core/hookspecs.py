@@ -27,7 +27,7 @@ def unibackup_register_batching_strategies() -> list[type]:
     """Register batching strategies.
 
     :return: a list of :class:`unibackup.batching.BatchingStrategy` subclasses, chosen by
-        ``name`` with ``--batching`` or ``[batching] strategy``.
+        ``name`` with ``--batching`` or ``backup.batching`` in ``unibackup.toml``.
     """
 
 
