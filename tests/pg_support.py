@@ -224,3 +224,57 @@ def iter_lines(path: str) -> Iterator[bytes]:
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             yield from lines
+
+
+# -- fixtures (import them by name into a test module) -------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The server URL, once it answered; skips (or fails under CI) when it does not."""
+    with admin_connect():
+        pass
+    return server_url()
+
+
+@pytest.fixture
+def databases(pg_server: str) -> Iterator[Databases]:
+    made = Databases()
+    try:
+        yield made
+    finally:
+        made.drop_all()
+
+
+def _sample_database(prefix: str, scripts: list[Path], strip: bool) -> Iterator[str]:
+    for script in scripts:
+        if not script.exists():
+            pytest.skip(f"the sample data {script} is not there")
+    made = Databases()
+    name = made.new(prefix)
+    try:
+        load_script(name, *scripts, strip_database_lines=strip)
+        yield name
+    finally:
+        made.drop_all()
+
+
+@pytest.fixture(scope="session")
+def pagila(pg_server: str) -> Iterator[str]:
+    """A database with Pagila loaded; shared by the session, never written to by tests."""
+    yield from _sample_database("pagila", [PAGILA / "pagila-schema.sql", PAGILA / "pagila-data.sql"], False)
+
+
+@pytest.fixture(scope="session")
+def chinook(pg_server: str) -> Iterator[str]:
+    """A database with Chinook loaded (its DROP/CREATE DATABASE and \\c lines left out)."""
+    yield from _sample_database("chinook", [CHINOOK / "Chinook_PostgreSql.sql"], True)
+
+
+def make_service(**config: Any) -> Any:
+    """A service with the default plugins only; ``config`` overrides sections of the settings."""
+    from unibackup.config import parse_config
+    from unibackup.manager import get_plugin_manager
+    from unibackup.service import BackupService
+
+    return BackupService(parse_config(config), get_plugin_manager(load_entrypoints=False))

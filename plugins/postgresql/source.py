@@ -110,8 +110,13 @@ class PostgreSQLSource(Source):
         query = self._catalog.row_queries.get((table.namespace, table.name))
         if query is None:
             return
+        conn = self.conn
+        finished = False
         try:
-            with self.conn.cursor() as cursor, cursor.copy(copy_out_sql(query)) as copy:
+            # A reader may stop early (a size sample); cancelling a COPY aborts what it ran in, so
+            # each table is read inside a savepoint that is rolled back then. The snapshot stays.
+            conn.execute("SAVEPOINT unibackup_read")
+            with conn.cursor() as cursor, cursor.copy(copy_out_sql(query)) as copy:
                 wanted = sizer.next_batch_size()
                 buffer = bytearray()
                 count = 0
@@ -125,8 +130,16 @@ class PostgreSQLSource(Source):
                         wanted = sizer.next_batch_size()
                 if count:
                     yield _batch(buffer, count)
+            conn.execute("RELEASE SAVEPOINT unibackup_read")
+            finished = True
         except psycopg.Error as error:
-            raise operation_error(error, f"reading table {table.qualified_name!r}", self._conn) from None
+            raise operation_error(error, f"reading table {table.qualified_name!r}", conn) from None
+        finally:
+            if not finished and not conn.broken and not conn.closed:
+                try:
+                    conn.execute("ROLLBACK TO SAVEPOINT unibackup_read")
+                except psycopg.Error:
+                    pass
 
     def estimate_size(self) -> int:
         if self._catalog is None:
