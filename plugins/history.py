@@ -102,9 +102,11 @@ def without_credentials(identity: str | None) -> str | None:
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}@{hostport}" if user else hostport
     query = parts.query
-    if query:
-        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        query = urllib.parse.urlencode([(k, v) for k, v in pairs if k.lower() not in SECRET_QUERY_KEYS])
+    pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+    public = [(k, v) for k, v in pairs if k.lower() not in SECRET_QUERY_KEYS]
+    if password is None and len(public) == len(pairs):
+        return identity  # nothing to remove: keep it exactly as it was
+    query = urllib.parse.urlencode(public) if len(public) != len(pairs) else query
     return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 

@@ -383,13 +383,18 @@ def render_text(report: Report, last: int) -> list[str]:
     lines += ["", "trends (latest successful run against the median of the runs before it):"]
     for trend in report.trends:
         head = f"  {trend.operation} {trend.subject}: {trend.runs} successful run(s)"
+        moved = trend.latest_throughput > 0 or bool(trend.median_throughput)  # verify moves no rows
         if trend.median_duration_s is None:
-            lines.append(f"{head}; latest {trend.latest_duration_s:.1f} s, {trend.latest_throughput:.1f} {trend.throughput_unit}")
+            rate = f", {trend.latest_throughput:.1f} {trend.throughput_unit}" if moved else ""
+            lines.append(f"{head}; latest {trend.latest_duration_s:.1f} s{rate}")
             continue
-        lines.append(
-            f"{head}; duration {trend.latest_duration_s:.1f} s vs {trend.median_duration_s:.1f} s{_signed(trend.duration_change)}; "
-            f"throughput {trend.latest_throughput:.1f} vs {trend.median_throughput:.1f} {trend.throughput_unit}{_signed(trend.throughput_change)}"
-        )
+        text = f"{head}; duration {trend.latest_duration_s:.1f} s vs {trend.median_duration_s:.1f} s{_signed(trend.duration_change)}"
+        if moved:
+            text += (
+                f"; throughput {trend.latest_throughput:.1f} vs {trend.median_throughput:.1f} "
+                f"{trend.throughput_unit}{_signed(trend.throughput_change)}"
+            )
+        lines.append(text)
     if not report.trends:
         lines.append("  no successful runs")
     f = report.failures
