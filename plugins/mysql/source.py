@@ -24,7 +24,7 @@ from unibackup.source import BatchSizer, Location, RestorePlan, Source
 from unibackup.values import JsonText, encode_rows
 
 from . import mapping
-from .connection import connect, pymysql_module, quote, server_label, translate
+from .connection import connect, error_code, pymysql_module, quote, server_label, translate
 from .schema import Catalog, ServerInfo
 from .types import read_expression
 
@@ -175,7 +175,7 @@ class MySQLSource(Source):
         json_positions = [index for index, column in enumerate(table.columns) if column.logical_type == "json"]
         pymysql = pymysql_module()
         cursor = self.conn.cursor(pymysql.cursors.SSCursor)
-        finished = False
+        finished = failed = False
         try:
             cursor.execute(f"SELECT {expressions} FROM {quote(table.name)}")
             while True:
@@ -185,14 +185,54 @@ class MySQLSource(Source):
                 yield encode_rows(_wrap_json(rows, json_positions) if json_positions else rows)
             finished = True
         except self._errors() as error:
+            failed = True
             raise self._translate(error, f"reading table {table.name!r}") from None
         except UnicodeDecodeError as error:
+            failed = True
             raise SourceError(f"table {table.name!r} holds text that is not valid in its character set ({error.reason})") from None
         finally:
             if finished:
                 cursor.close()
-            else:  # never drain the rest of a big table: the attempt is over
+            elif failed:
                 self._abandon()
+            else:  # the reader stopped early (a size sample): stop the server, keep the snapshot
+                self._stop_reading(cursor)
+
+    def _stop_reading(self, cursor: Any) -> None:
+        """End a half-read result without reading the rest of the table.
+
+        ``KILL QUERY`` from a second connection stops the server; what it had already sent is read
+        up to its "interrupted" answer. The connection and its snapshot stay usable; when anything
+        goes wrong the connection is dropped instead.
+        """
+        pymysql = pymysql_module()
+        conn = self._conn
+        result = getattr(cursor, "_result", None)
+        try:
+            if conn is not None and result is not None and result.unbuffered_active:
+                side = connect(self.location, self.settings, database=None, what="stopping a read")
+                try:
+                    with side.cursor() as other:
+                        other.execute("KILL QUERY %s", (conn.thread_id(),))
+                finally:
+                    side.close()
+            try:
+                cursor.close()
+            except pymysql.err.OperationalError as error:
+                if error_code(error) != 1317:  # query interrupted: what KILL QUERY answers
+                    raise
+                result.unbuffered_active = False
+                result.has_next = False
+                conn._result = None
+            for attempt in (1, 2):  # a KILL that arrived after the rows interrupts the next statement
+                try:
+                    self._execute("SELECT 1")
+                    break
+                except pymysql.err.OperationalError as error:
+                    if error_code(error) != 1317 or attempt == 2:
+                        raise
+        except Exception:
+            self._abandon()
 
     def estimate_size(self) -> int:
         try:
@@ -202,11 +242,12 @@ class MySQLSource(Source):
         return int(row["SIZE"])
 
     def health_check(self) -> list[str]:
-        problems = []
-        for table in self.describe().tables:
-            if "not_in_snapshot" in table.options:
-                problems.append(f"table {table.name}: {table.options['not_in_snapshot']}")
-        return problems
+        """Nothing to check cheaply: the server keeps its own tables consistent.
+
+        What a backup cannot cover (tables of engines without transactions, objects the user may
+        not read) is logged as a warning by :meth:`describe` and recorded in the header instead.
+        """
+        return []
 
     # -- restore side ------------------------------------------------------------------------
     def _probe_target(self) -> mapping.TargetServer:
