@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import logging
+import re
 import uuid
 from typing import Any, Callable
 
@@ -38,6 +39,15 @@ from .encoding import same_engine_row
 log = logging.getLogger(__name__)
 
 ENGINE = "postgresql"
+NOT_KEPT = "(not kept)"
+
+_IDENTIFIER = r'"(?:[^"]|"")+"|\[[^\]]+\]|`(?:[^`]|``)+`|[A-Za-z_][A-Za-z0-9_$]*'
+_SIMPLE_INDEX = re.compile(
+    rf"^\s*CREATE\s+(?P<unique>UNIQUE\s+)?INDEX\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:(?:{_IDENTIFIER})\.)?(?P<name>{_IDENTIFIER})\s+"
+    rf"ON\s+(?:(?:{_IDENTIFIER})\.)?(?P<table>{_IDENTIFIER})\s*\((?P<columns>[^()]*)\)\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_INDEX_PART = re.compile(rf"^\s*(?P<column>{_IDENTIFIER})\s*(?P<order>ASC|DESC)?\s*$", re.IGNORECASE)
 
 #: SQLSTATEs of a statement that needs something not created yet; it is tried again later.
 _MISSING_DEPENDENCY = frozenset(
@@ -99,6 +109,7 @@ class RestoreSession:
         self.same_engine = True
         self.partial = False
         self.target_schema = "public"
+        self._foreign_post_data: list[_Statement] = []
 
     # -- opening --------------------------------------------------------------------------------
     def open(self, plan: RestorePlan) -> None:
@@ -413,7 +424,7 @@ class RestoreSession:
             primary = sorted((c for c in table.columns if c.primary_key), key=lambda c: c.primary_key)
             for index, column in enumerate(table.columns):
                 mapping = mappings.get((table.qualified_name, column.name))
-                if mapping is None or mapping.target_type == "":
+                if mapping is None or mapping.target_type == NOT_KEPT:
                     continue  # not kept (a SQLite rowid of a table with a primary key)
                 kept.append(index)
                 names.append(column.name)
@@ -440,13 +451,13 @@ class RestoreSession:
             self._converters[key] = _row_converter(kept, converters, len(table.columns))
             if not table.has_data:
                 skipped.append(f"rows of {table.qualified_name} ({table.options.get('data_not_kept') or 'not in the backup'})")
-        for obj in plan.schema.objects:
-            skipped.append(f"{obj.kind} {_name(obj)} ({plan.source_engine} SQL is not translated into PostgreSQL)")
+        self._foreign_post_data, not_translated = _translate_objects(plan, self.target_schema)
+        skipped.extend(not_translated)
         self._run(statements, "creating the tables")
         return skipped
 
     def _finish_foreign_schema(self, plan: RestorePlan) -> list[str]:
-        statements: list[_Statement] = []
+        statements: list[_Statement] = list(self._foreign_post_data)
         for table in plan.tables:
             target = self._target_tables.get((table.namespace, table.name))
             primary = [c for c in table.columns if c.primary_key]
@@ -460,6 +471,77 @@ class RestoreSession:
             statements.append(_Statement(f"identity of {table.qualified_name}", sql, (target, primary[0].name, target, primary[0].name)))
         self._run(statements, "setting the identity columns")
         return []
+
+
+def _unquote(identifier: str) -> str:
+    if identifier[:1] == '"':
+        return identifier[1:-1].replace('""', '"')
+    if identifier[:1] == "`":
+        return identifier[1:-1].replace("``", "`")
+    if identifier[:1] == "[":
+        return identifier[1:-1]
+    return identifier
+
+
+def _index_columns(obj: SchemaObject) -> tuple[list[str], bool] | None:
+    """An index of another engine as (columns, unique), when it is a plain list of columns."""
+    columns = obj.options.get("columns")
+    if isinstance(columns, list) and columns and all(isinstance(c, str) for c in columns):
+        if obj.options.get("index_type", "BTREE") not in ("BTREE", "HASH") or ("(" in (obj.sql or "").split(" ON ", 1)[-1].split("(", 1)[-1]):
+            return None
+        return list(columns), bool(obj.options.get("unique"))
+    match = _SIMPLE_INDEX.match(obj.sql or "")
+    if match is None:
+        return None
+    names: list[str] = []
+    for part in match.group("columns").split(","):
+        found = _INDEX_PART.match(part)
+        if found is None:
+            return None
+        names.append(_unquote(found.group("column")) + (" DESC" if (found.group("order") or "").upper() == "DESC" else ""))
+    return names, bool(match.group("unique"))
+
+
+def _translate_objects(plan: RestorePlan, target_schema: str) -> tuple[list[_Statement], list[str]]:
+    """Indexes and foreign keys of another engine that PostgreSQL can have; the rest is skipped."""
+    tables = {table.name: table for table in plan.tables}
+    statements: list[_Statement] = []
+    skipped: list[str] = []
+    used_names: set[str] = set()
+    for obj in plan.schema.objects:
+        label = f"{obj.kind} {_name(obj)}"
+        if obj.table is not None and obj.table not in tables:
+            skipped.append(f"{label} (its table was not restored)")
+            continue
+        if obj.kind == "index" and obj.table is not None:
+            index = _index_columns(obj)
+            if index is not None:
+                columns, unique = index
+                name = obj.name if obj.name not in used_names else f"{obj.table}_{obj.name}"
+                used_names.add(name)
+                parts = ", ".join(quote(c[:-5]) + " DESC" if c.endswith(" DESC") else quote(c) for c in columns)
+                sql = f"CREATE {'UNIQUE ' if unique else ''}INDEX {quote(name)} ON {qualified(target_schema, obj.table)} ({parts})"
+                statements.append(_Statement(label, sql))
+                continue
+        if obj.kind in ("foreign_key", "foreign key") and obj.table is not None:
+            options = obj.options
+            referenced = options.get("referenced_table")
+            if referenced in tables and not options.get("referenced_schema") and options.get("columns") and options.get("referenced_columns"):
+                actions = ""
+                for clause in ("on_delete", "on_update"):
+                    rule = str(options.get(clause) or "").upper()
+                    if rule in ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"):
+                        actions += f" {clause.replace('_', ' ').upper()} {rule}"
+                sql = (
+                    f"ALTER TABLE {qualified(target_schema, obj.table)} ADD CONSTRAINT {quote(obj.name)} "
+                    f"FOREIGN KEY ({', '.join(quote(c) for c in options['columns'])}) "
+                    f"REFERENCES {qualified(target_schema, referenced)} ({', '.join(quote(c) for c in options['referenced_columns'])}){actions}"
+                )
+                statements.append(_Statement(label, sql))
+                continue
+        reason = obj.options.get("skipped") or obj.options.get("not_kept") or f"{plan.source_engine} SQL is not translated into PostgreSQL"
+        skipped.append(f"{label} ({reason})")
+    return statements, skipped
 
 
 def _backup_schemas(plan: RestorePlan) -> list[str]:
@@ -513,13 +595,12 @@ def target_type(column: ColumnSchema, table: TableSchema, source_engine: str) ->
     options = column.options
     if column.hidden == "rowid":
         if any(c.primary_key for c in table.columns):
-            return "", "exact", "SQLite's internal rowid; the primary key identifies the rows, the rowid values are not kept"
+            return NOT_KEPT, "exact", "SQLite's internal rowid; the primary key identifies the rows, the rowid values are not kept"
         return "bigint", "exact", "SQLite's rowid, kept as a column"
     if logical == "integer":
-        if "unsigned" in declared and "bigint" in declared:
-            return "numeric(20,0)", "exact", "BIGINT UNSIGNED needs more than bigint"
-        if "unsigned" in declared and "int" in declared and not any(word in declared for word in ("tinyint", "smallint", "mediumint")):
-            return "bigint", "exact", ""
+        unsigned = options.get("unsigned") or "unsigned" in declared
+        if unsigned and (options.get("bits") == 64 or "bigint" in declared or (options.get("bit_length") or 0) > 63):
+            return "numeric(20,0)", "exact", "an unsigned 64-bit integer needs more than bigint"
         return "bigint", "exact", ""
     if logical == "float":
         return "double precision", "exact", ""
@@ -546,10 +627,12 @@ def target_type(column: ColumnSchema, table: TableSchema, source_engine: str) ->
     if logical == "time_tz":
         return "time with time zone", "exact", ""
     if logical == "datetime":
-        precision = options.get("precision")
+        precision = options.get("precision", options.get("fsp"))
         return (f"timestamp({int(precision)})" if precision is not None and 0 <= int(precision) <= 6 else "timestamp"), "exact", ""
     if logical == "datetime_tz":
-        return "timestamp with time zone", "exact", "stored as an instant; shown in the session's time zone"
+        precision = options.get("precision", options.get("fsp"))
+        kind = f"timestamp({int(precision)}) with time zone" if precision is not None and 0 <= int(precision) <= 6 else "timestamp with time zone"
+        return kind, "exact", "stored as an instant; shown in the session's time zone"
     if logical == "interval":
         return "interval", "exact", ""
     if logical == "uuid":
