@@ -41,6 +41,9 @@ log = logging.getLogger(__name__)
 CACHE_DIR_ENV = "UNIBACKUP_CACHE_DIR"
 CACHE_FILE_NAME = "preflight.json"
 
+#: A backup (uncompressed) is never taken to be more than this many times the source's stored bytes.
+MAX_EXPANSION = 4
+
 # the names of the checks, in the order they run
 SOURCE = "source"
 HEALTH = "health"
@@ -185,6 +188,8 @@ def _probe_source(
         failed = CheckResult(SOURCE, False, classified.user_line(), error=classified)
         return failed, CheckResult(HEALTH, False, "not run: the source cannot be read"), 0, 0
     estimate = sample.estimated_backup_bytes.get(compressor.name, sample.estimated_json_bytes)
+    if size > 0:  # row estimates can be wild (sparse row ids); the stored bytes bound the backup
+        estimate = min(estimate, size * MAX_EXPANSION)
     opened = CheckResult(
         SOURCE, True, f"opened; read the schema ({len(schema.tables)} tables) and {sample.sampled_rows} sample rows; {_mib(size)} of data"
     )

@@ -24,6 +24,7 @@ from unibackup.models import ColumnMapping, ColumnSchema, DatabaseSchema, Schema
 from unibackup.source import BatchSizer, RestorePlan, Source
 from unibackup.values import EncodedRows, RawText, encode_batch
 
+from . import sqlite_ddl
 from . import sqlite_portable as portable
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -396,6 +397,7 @@ class SQLiteSource(Source):
         name = os.path.basename(self.path)
         self._temporary = Path(directory) / f".{name}.unibackup-{os.getpid()}-{secrets.token_hex(4)}.tmp"
         settings = plan.schema.settings if plan.schema.engine == self.name else {}
+        sqlite_ddl.check_settings(settings)
         try:
             conn = sqlite3.connect(self._temporary, isolation_level=None, check_same_thread=False)
             # The file is thrown away on failure, so the journal only has to serve savepoints.
@@ -418,8 +420,12 @@ class SQLiteSource(Source):
         self._converters: dict[tuple[str | None, str], list[Any]] = {}
 
     def create_schema(self, plan: RestorePlan) -> list[str]:
+        for table in plan.tables:
+            sqlite_ddl.check_columns(table)
         if plan.source_engine != self.name:
             return self._create_foreign_tables(plan)
+        # the backup's own SQL runs only if it creates exactly what it claims to (see sqlite_ddl)
+        sqlite_ddl.check_schema(plan.tables, plan.schema.objects, plan.schema.settings)
         for table in plan.tables:
             try:
                 self.conn.execute(table.create_sql or "")
