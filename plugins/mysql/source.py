@@ -59,6 +59,15 @@ def _wrap_json(rows: Sequence[tuple[Any, ...]], positions: list[int]) -> list[li
     return wrapped
 
 
+def _detach(cursor: Any, result: Any = None) -> None:
+    """Forget a half-read unbuffered result, so that nothing tries to read it from a dead socket."""
+    result = result if result is not None else getattr(cursor, "_result", None)
+    if result is not None:
+        result.unbuffered_active = False
+        result.has_next = False
+    cursor.connection = None
+
+
 def _to_json(value: Any) -> Any:
     if isinstance(value, (list, dict)):
         return mapping.json_text(value)
@@ -194,6 +203,7 @@ class MySQLSource(Source):
             if finished:
                 cursor.close()
             elif failed:
+                _detach(cursor)
                 self._abandon()
             else:  # the reader stopped early (a size sample): stop the server, keep the snapshot
                 self._stop_reading(cursor)
@@ -221,8 +231,7 @@ class MySQLSource(Source):
             except pymysql.err.OperationalError as error:
                 if error_code(error) != 1317:  # query interrupted: what KILL QUERY answers
                     raise
-                result.unbuffered_active = False
-                result.has_next = False
+                _detach(cursor, result)
                 conn._result = None
             for attempt in (1, 2):  # a KILL that arrived after the rows interrupts the next statement
                 try:
@@ -232,6 +241,7 @@ class MySQLSource(Source):
                     if error_code(error) != 1317 or attempt == 2:
                         raise
         except Exception:
+            _detach(cursor, result)
             self._abandon()
 
     def estimate_size(self) -> int:
