@@ -128,7 +128,7 @@ class Databases:
         """A throwaway user with ``password`` and the given ``GRANT`` privileges clauses."""
         name = unique_name("u")[:32]
         self.users.append(name)
-        run_sql(None, f"CREATE USER '{name}'@'%' IDENTIFIED BY %s", params=(password,))
+        run_sql(None, f"CREATE USER '{name}'@'%%' IDENTIFIED BY %s", params=(password,))
         for grant in grants:
             run_sql(None, f"GRANT {grant} TO '{name}'@'%'")
         return name
