@@ -21,7 +21,7 @@ import attrs
 from unibackup.errors import SourceError, UnibackupError, UsageError
 from unibackup.models import ColumnMapping, DatabaseSchema, SchemaObject, TableSchema
 from unibackup.source import BatchSizer, Location, RestorePlan, Source
-from unibackup.values import JsonText, encode_rows
+from unibackup.values import JsonText, encode_batch
 
 from . import mapping
 from .connection import connect, error_code, pymysql_module, quote, server_label, translate
@@ -191,7 +191,7 @@ class MySQLSource(Source):
                 rows = cursor.fetchmany(sizer.next_batch_size())
                 if not rows:
                     break
-                yield encode_rows(_wrap_json(rows, json_positions) if json_positions else rows)
+                yield encode_batch(_wrap_json(rows, json_positions) if json_positions else rows)
             finished = True
         except self._errors() as error:
             failed = True
