@@ -13,7 +13,11 @@ import psutil
 from unibackup import hookimpl
 from unibackup.batching import BatchingStrategy
 
-_FIRST_BATCH_ROWS = 64
+#: A table's first fetch is one row: its rows may be a megabyte each, and 64 of those blind
+#: would hold more memory than the whole rest of the backup.
+_FIRST_BATCH_ROWS = 1
+#: After that a batch grows at most this many times the previous one while the size firms up.
+_GROWTH = 8
 _MEMORY_CHECK_EVERY = 16
 
 
@@ -30,22 +34,25 @@ class AdaptiveBatching(BatchingStrategy):
         self.max_rows = int(self.settings.get("max_rows", 10000))
         self.memory_budget = int(self.settings.get("memory_budget_mb", 512)) * 1024 * 1024
         self.row_bytes: float | None = None
+        self._last_rows = 0
         self._batches = 0
         self._collect = False
         self._process = psutil.Process()
 
     def start_table(self, row_estimate: int | None) -> None:
         self.row_bytes = None
+        self._last_rows = 0
 
     def next_batch_size(self) -> int:
         if self.row_bytes is None:
             return max(self.min_rows, min(self.max_rows, _FIRST_BATCH_ROWS))
-        rows = int(self.target_bytes / max(self.row_bytes, 1.0))
+        rows = min(int(self.target_bytes / max(self.row_bytes, 1.0)), self._last_rows * _GROWTH)
         return max(self.min_rows, min(self.max_rows, rows))
 
     def observe(self, rows: int, encoded_bytes: int) -> None:
         if rows <= 0:
             return
+        self._last_rows = rows
         size = encoded_bytes / rows
         if self.row_bytes is None or size > self.row_bytes:
             self.row_bytes = size  # follow growth at once: one wide batch must not be repeated
