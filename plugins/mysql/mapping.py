@@ -87,9 +87,17 @@ def _size(column: ColumnSchema) -> tuple[int | None, int | None]:
     return int(match.group(1)), int(match.group(2)) if match.group(2) is not None else None
 
 
+NOT_KEPT = "(not kept)"
+
+
 def is_hidden(column: ColumnSchema) -> bool:
     """A row identifier that the source engine adds (SQLite's rowid): not a declared column."""
     return column.hidden is not None
+
+
+def is_dropped(table: TableSchema, column: ColumnSchema) -> bool:
+    """A hidden row identifier of a table whose primary key identifies the rows: not restored."""
+    return is_hidden(column) and any(other.primary_key for other in table.columns)
 
 
 def _mapping(table: TableSchema, column: ColumnSchema, target: str, fidelity: str = EXACT, note: str = "") -> ColumnMapping:
@@ -106,6 +114,10 @@ def map_column(table: TableSchema, column: ColumnSchema, engine: str, server: Ta
     size, scale = _size(column)
     options = column.options
     m = lambda target, fidelity=EXACT, note="": _mapping(table, column, target, fidelity, note)  # noqa: E731
+    if is_hidden(column):
+        if is_dropped(table, column):
+            return m(NOT_KEPT, EXACT, f"{engine}'s internal row identifier; the primary key identifies the rows, its values are not kept")
+        return m("BIGINT", EXACT, f"{engine}'s internal row identifier, kept as a column (the table has no primary key)")
     if logical == "integer":
         unsigned = bool(options.get("unsigned"))
         bits = int(options.get("bits") or options.get("bit_length") or 64)
@@ -186,8 +198,6 @@ def map_tables(tables: Iterable[TableSchema], objects: tuple[SchemaObject, ...],
     for table in tables:
         keys = key_columns(table, objects)
         for column in table.columns:
-            if is_hidden(column):
-                continue
             mappings.append(map_column(table, column, engine, server, column.name in keys))
     return mappings
 
@@ -215,7 +225,7 @@ def _default_sql(column: ColumnSchema, target_type: str, mariadb: bool) -> str |
 
 def auto_increment_column(table: TableSchema, engine: str) -> str | None:
     """The column that counts up by itself in the source (serial, identity, SQLite's rowid alias)."""
-    keys = [column for column in table.columns if column.primary_key and not is_hidden(column)]
+    keys = [column for column in table.columns if column.primary_key and not is_dropped(table, column)]
     if len(keys) != 1 or keys[0].logical_type != "integer":
         return None
     column = keys[0]
@@ -232,13 +242,13 @@ def create_table_sql(table: TableSchema, mappings: dict[str, ColumnMapping], eng
     lines = []
     auto = auto_increment_column(table, engine)
     for column in table.columns:
-        if is_hidden(column):
+        if is_dropped(table, column):
             continue
         target = mappings[column.name].target_type
         parts = [quote(column.name), target]
         if target == "CHAR(36)":
             parts.append("CHARACTER SET ascii COLLATE ascii_bin")
-        if not column.nullable or column.primary_key:
+        if not column.nullable or column.primary_key or is_hidden(column):
             parts.append("NOT NULL")
         default = _default_sql(column, target, server.mariadb)
         if default is False:
@@ -248,7 +258,7 @@ def create_table_sql(table: TableSchema, mappings: dict[str, ColumnMapping], eng
         if column.name == auto:
             parts.append("AUTO_INCREMENT")
         lines.append("  " + " ".join(parts))
-    primary = sorted((column for column in table.columns if column.primary_key and not is_hidden(column)), key=lambda c: c.primary_key)
+    primary = sorted((column for column in table.columns if column.primary_key), key=lambda c: c.primary_key)
     if primary:
         lines.append(f"  PRIMARY KEY ({', '.join(quote(column.name) for column in primary)})")
     body = ",\n".join(lines)

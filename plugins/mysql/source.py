@@ -384,14 +384,11 @@ class MySQLSource(Source):
             if table.name in names:
                 raise UsageError(f"the tables {names[table.name]!r} and {table.qualified_name!r} would both be named {table.name!r} in MySQL")
             names[table.name] = table.qualified_name
-            for column in table.columns:
-                if mapping.is_hidden(column):
-                    skipped.append(f"{column.name} of {table.qualified_name} ({plan.source_engine} row identifier, not a declared column)")
             columns = by_table.get(table.qualified_name) or {m.column: m for m in mapping.map_tables([table], plan.schema.objects, plan.source_engine, server)}
             sql = mapping.create_table_sql(table, columns, plan.source_engine, server, skipped)
             self._run_ddl(sql, f"creating table {table.name!r}")
             self._created.append(("table", table.name))
-            keep = [index for index, column in enumerate(table.columns) if not mapping.is_hidden(column)]
+            keep = [index for index, column in enumerate(table.columns) if not mapping.is_dropped(table, column)]
             kept = [table.columns[index] for index in keep]
             convert = [(position, _to_json) for position, column in enumerate(kept) if column.logical_type in ("json", "array")]
             self._writers[(table.namespace, table.name)] = _Writer(
