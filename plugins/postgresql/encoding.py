@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import decimal
 import uuid
-from typing import Any, Callable
+from typing import Any
 
 from unibackup.values import JsonText, RawText, Tagged
 
@@ -149,4 +149,3 @@ def same_engine_row(row: list[Any]) -> list[Any]:
     return row
 
 
-Converter = Callable[[Any], Any]

@@ -33,7 +33,7 @@ from unibackup.source import Location, RestorePlan
 from unibackup.values import JsonText, RawText, Tagged
 
 from .catalog import literal, qualified, quote
-from .connection import connect, connect_error, describe_target, operation_error
+from .connection import connect, operation_error
 from .encoding import same_engine_row
 
 log = logging.getLogger(__name__)
@@ -155,7 +155,7 @@ class RestoreSession:
         try:
             return connect(self.location, self.settings)
         except SourceError as error:
-            if "does not exist" not in error.message or not self.settings.get("create_database", True):
+            if not error.message.startswith("the PostgreSQL database ") or not self.settings.get("create_database", True):
                 raise
         database = self.location.database or ""
         maintenance = str(self.settings.get("maintenance_database", "postgres"))
