@@ -32,12 +32,19 @@ class SampleEstimate:
     ratios: dict[str, float]  # uncompressed / compressed, measured on the sample
 
 
-class _FixedSizer:
-    def __init__(self, rows: int):
-        self.rows = rows
+class _SampleSizer:
+    """One row first, then as many as the table's sample budget still takes (at most 100 a
+    fetch): rows may be megabytes each, and 100 of those would dwarf the backup's own batches."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.bytes = 0
 
     def next_batch_size(self) -> int:
-        return self.rows
+        if not self.rows:
+            return 1
+        per_row = max(1, self.bytes // self.rows)
+        return max(1, min(100, (SAMPLE_BYTES_PER_TABLE - self.bytes) // per_row))
 
 
 def _batch_bytes(batch: object) -> tuple[bytes, int]:
@@ -56,11 +63,13 @@ def sample_source(source: Source, schema: DatabaseSchema, compressors: Iterable[
         if not table.has_data or sample.tell() >= SAMPLE_BYTES_TOTAL:
             continue
         table_bytes = table_rows = 0
-        for batch in source.read_batches(table, _FixedSizer(100)):
+        sizer = _SampleSizer()
+        for batch in source.read_batches(table, sizer):
             data, rows = _batch_bytes(batch)
             sample.write(data)
             table_bytes += len(data)
             table_rows += rows
+            sizer.rows, sizer.bytes = table_rows, table_bytes
             if table_rows >= SAMPLE_ROWS_PER_TABLE or table_bytes >= SAMPLE_BYTES_PER_TABLE:
                 break
         sampled_rows += table_rows
