@@ -86,8 +86,9 @@ class ResourceManager:
         self.cleanup()
 
 
-def find_leftovers(directory: Path) -> list[Path]:
-    """Temporary files in ``directory`` left by unibackup runs whose process is gone."""
+def find_leftovers(directory: Path, final_name: str | None = None) -> list[Path]:
+    """Temporary files in ``directory`` left by unibackup runs whose process is gone (only those
+    meant to become ``final_name``, when given)."""
     found = []
     try:
         entries = list(os.scandir(directory))
@@ -95,7 +96,7 @@ def find_leftovers(directory: Path) -> list[Path]:
         return []
     for entry in entries:
         match = _TEMP_NAME.match(entry.name)
-        if match is None:
+        if match is None or (final_name is not None and match.group("final") != final_name):
             continue
         pid = int(match.group("pid"))
         if pid != os.getpid() and psutil.pid_exists(pid):
@@ -104,10 +105,10 @@ def find_leftovers(directory: Path) -> list[Path]:
     return found
 
 
-def remove_leftovers(directory: Path, is_ours: Any = None) -> list[Path]:
+def remove_leftovers(directory: Path, is_ours: Any = None, final_name: str | None = None) -> list[Path]:
     """Remove what :func:`find_leftovers` finds (and ``is_ours(path)`` confirms); say so in the log."""
     removed = []
-    for path in find_leftovers(directory):
+    for path in find_leftovers(directory, final_name):
         if is_ours is not None and not is_ours(path):
             continue
         try:

@@ -20,6 +20,7 @@ from typing import Any, Iterator, Sequence
 from unibackup import hookimpl
 from unibackup.errors import SourceError, TransientError, UsageError
 from unibackup.files import fsync_directory
+from unibackup.resources import remove_leftovers
 from unibackup.models import ColumnMapping, ColumnSchema, DatabaseSchema, SchemaObject, TableSchema
 from unibackup.source import BatchSizer, RestorePlan, Source
 from unibackup.values import EncodedRows, RawText, encode_batch
@@ -112,6 +113,17 @@ def _content_option(sql: str) -> str | None:
         if group is not None:
             return group
     return ""
+
+
+def _is_restore_leftover(path: Path) -> bool:
+    """A temporary restore target: empty, a SQLite database, or one whose first page was never
+    written (a transaction that spilled pages to the file is cut off before its commit)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(SQLITE_MAGIC))
+    except OSError:
+        return False
+    return head == SQLITE_MAGIC or not head.strip(b"\0")
 
 
 class SQLiteSource(Source):
@@ -395,6 +407,7 @@ class SQLiteSource(Source):
                 raise UsageError(f"the target {self.path!r} exists and is not empty", hint="use --force to replace it after a successful restore")
             self._replace = True
         name = os.path.basename(self.path)
+        remove_leftovers(Path(directory), _is_restore_leftover, final_name=name)  # of restores that were killed
         self._temporary = Path(directory) / f".{name}.unibackup-{os.getpid()}-{secrets.token_hex(4)}.tmp"
         settings = plan.schema.settings if plan.schema.engine == self.name else {}
         sqlite_ddl.check_settings(settings)
