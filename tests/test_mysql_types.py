@@ -214,3 +214,27 @@ def test_decimal_values_keep_their_scale(service, databases, tmp_path):
     with Inspector(target) as inspector:
         values = [row[0] for row in inspector.rows("SELECT v FROM t ORDER BY id")]
     assert values == [decimal.Decimal("0.000000123456789012345678901234"), decimal.Decimal("-0.000000000000000000000000000001"), decimal.Decimal("0E-30")]
+
+
+def test_spatial_uuid_inet6_and_invisible_columns(service, databases, tmp_path):
+    source = databases.new("mariadb_types")
+    with Inspector(source) as inspector:
+        version = inspector.rows("SELECT VERSION()")[0][0].lower()
+        if "mariadb" not in version:
+            pytest.skip("UUID and INET6 are MariaDB types")
+        inspector.rows(
+            "CREATE TABLE g (id INT PRIMARY KEY, p POINT, g GEOMETRY, u UUID, i6 INET6, v VARCHAR(10) INVISIBLE DEFAULT 'd')"
+        )
+        inspector.rows(
+            "INSERT INTO g (id, p, g, u, i6, v) VALUES (1, ST_GeomFromText('POINT(1 2)'), ST_GeomFromText('POLYGON((0 0,1 0,1 1,0 0))', 4326),"
+            " '123e4567-e89b-12d3-a456-426614174000', '2001:db8::1', 'hidden'), (2, NULL, NULL, NULL, NULL, NULL)"
+        )
+    result = service.create_backup(url_for(source), tmp_path)
+    table = service.inspect_backup(result.path).header.schema.table("g")
+    assert {c.name: c.logical_type for c in table.columns} == {"id": "integer", "p": "other", "g": "other", "u": "uuid", "i6": "other", "v": "text"}
+    target = databases.new("mariadb_types_copy", create=False)
+    service.restore_backup(result.path, url_for(target))
+    query = "SELECT id, ST_AsText(p), ST_AsText(g), ST_SRID(g), u, i6, v FROM g ORDER BY id"
+    with Inspector(source) as left, Inspector(target) as right:
+        assert right.rows(query) == left.rows(query)
+        assert right.objects() == left.objects()

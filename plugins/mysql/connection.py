@@ -70,6 +70,8 @@ def resolve_password(location: Location, settings: dict[str, Any]) -> str:
                 return handle.readline().rstrip("\r\n")
         except OSError as error:
             raise UsageError(f"cannot read the password file {str(path)!r}: {error.strerror}") from None
+        except UnicodeDecodeError:
+            raise UsageError(f"the password file {str(path)!r} is not UTF-8 text") from None
     return os.environ.get(PASSWORD_ENV, "")
 
 

@@ -175,6 +175,12 @@ class MySQLSource(Source):
                     log.warning("table %s: %s", table.name, table.options["not_in_snapshot"])
                 if "system_versioned" in table.options:
                     log.warning("table %s is system-versioned: %s", table.name, table.options["system_versioned"])
+                for column in table.columns:
+                    if self._server.mariadb and any("?" in label for label in column.options.get("labels", ())):
+                        log.warning(
+                            "column %s.%s: MariaDB shows ENUM/SET label characters beyond U+FFFF as '?'; "
+                            "if a label holds one, restoring a value that uses it fails", table.name, column.name,
+                        )
         return schema
 
     def read_batches(self, table: TableSchema, sizer: BatchSizer) -> Iterator[Sequence[bytes]]:
