@@ -13,10 +13,11 @@ understands.
 
 from __future__ import annotations
 
-import datetime
-import decimal
-import uuid
 from typing import Any
+
+import orjson
+import psycopg
+from psycopg.adapt import Dumper
 
 from unibackup.values import JsonText, RawText, Tagged
 
@@ -124,28 +125,29 @@ def copy_out_sql(query: str) -> str:
 # -- writing ------------------------------------------------------------------------------------
 
 
-def _pg_value(value: Any) -> Any:
-    """One decoded value as something psycopg writes in COPY text format."""
-    kind = type(value)
-    if kind is JsonText:
-        return value.text
-    if kind is RawText:
+class _JsonTextDumper(Dumper):
+    """A JSON document kept as text: written as that text."""
+
+    def dump(self, obj: JsonText) -> bytes:
+        return obj.text.encode("utf-8")
+
+
+class _TaggedDumper(Dumper):
+    """A value of a tag this version does not know: its payload's text, for the column to cast."""
+
+    def dump(self, obj: Tagged) -> bytes:
+        payload = obj.payload
+        return (payload if isinstance(payload, str) else orjson.dumps(payload).decode()).encode("utf-8")
+
+
+class _RawTextDumper(Dumper):
+    def dump(self, obj: RawText) -> bytes:
         raise ValueError("text that is not valid UTF-8 cannot be stored in PostgreSQL")
-    if kind is Tagged:
-        return value.payload if isinstance(value.payload, str) else str(value.payload)
-    if kind is list:
-        return [_pg_value(item) for item in value]
-    return value
 
 
-_SIMPLE = (type(None), int, str, bool, float, decimal.Decimal, bytes, datetime.datetime, datetime.date, datetime.time, datetime.timedelta, uuid.UUID)
-
-
-def same_engine_row(row: list[Any]) -> list[Any]:
-    """A decoded row of a PostgreSQL backup, ready for ``Copy.write_row``."""
-    for value in row:
-        if type(value) not in _SIMPLE:
-            return [_pg_value(value) for value in row]
-    return row
-
-
+def register_dumpers(conn: psycopg.Connection) -> None:
+    """Teach ``conn`` the value types of :mod:`unibackup.values`, so that ``Copy.write_row``
+    takes decoded rows as they are, without a pass over every value in Python."""
+    conn.adapters.register_dumper(JsonText, _JsonTextDumper)
+    conn.adapters.register_dumper(Tagged, _TaggedDumper)
+    conn.adapters.register_dumper(RawText, _RawTextDumper)

@@ -34,7 +34,7 @@ from unibackup.values import JsonText, RawText, Tagged
 
 from .catalog import literal, qualified, quote
 from .connection import connect, operation_error
-from .encoding import same_engine_row
+from .encoding import register_dumpers
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,7 @@ class RestoreSession:
             schemas = [self.target_schema]
         self.conn = self._connect_or_create(plan)
         conn = self.conn
+        register_dumpers(conn)
         try:
             configure_session(conn, self.settings)
             conn.execute("SET check_function_bodies = false")
@@ -578,7 +579,7 @@ def _skip_reason(obj: SchemaObject, selected: set[tuple[str | None, str]], table
 
 
 def _same_engine_rows(rows: list[list[Any]]) -> Any:
-    return map(same_engine_row, rows)
+    return rows
 
 
 # -- cross-engine types and values ----------------------------------------------------------------
