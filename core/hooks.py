@@ -10,7 +10,7 @@ import click
 
 from .batching import BatchingStrategy
 from .compression import Compressor
-from .errors import PluginError, UsageError
+from .errors import CancelledError, PluginError, UsageError
 from .events import Event, EventListener
 from .migration import FormatMigrator
 from .manager import PluginHost
@@ -102,10 +102,15 @@ class Hooks:
 
 
 def dispatch(listeners: list[EventListener], event: Event, on_error: Callable[[EventListener, Exception], None]) -> None:
-    """Hand ``event`` to every listener; a listener that raises is reported and dropped."""
+    """Hand ``event`` to every listener; a listener that raises is reported and dropped.
+
+    A cancellation (SIGINT/SIGTERM arrives while a listener runs) is the operation's, not the
+    listener's: it goes on up."""
     for listener in list(listeners):
         try:
             listener.handle(event)
+        except CancelledError:
+            raise
         except Exception as error:
             listeners.remove(listener)
             on_error(listener, error)

@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable, TextIO
 
 from unibackup import hookimpl
+from unibackup.errors import CancelledError
 from unibackup.events import Event, EventListener
 
 #: seconds between two redraws (at most five a second)
@@ -96,6 +97,8 @@ class ProgressDisplay(EventListener):
             return
         try:
             self._handle(event)
+        except CancelledError:  # Ctrl-C arrived while drawing: it is the operation's
+            raise
         except Exception:  # a closed or broken terminal: stop drawing, never disturb the operation
             self._silent = True
 

@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 
 from unibackup.config import Config
+from unibackup.errors import CancelledError
 from unibackup.events import Event
+from unibackup.hooks import dispatch
 from unibackup.manager import get_plugin_manager
 from unibackup.plugins.progress import ProgressDisplay, format_duration
 from unibackup.service import BackupService
@@ -166,3 +168,17 @@ def test_handling_a_batch_is_cheap() -> None:
         clock.now += 0.0001
         progress.handle(batch)
     assert time.perf_counter() - started < 1.0  # under 10 µs a batch, drawing included
+
+
+class CancelledWhileWriting(io.StringIO):
+    def write(self, text: str) -> int:
+        raise CancelledError("backup cancelled by SIGINT; nothing was left behind")
+
+
+def test_a_cancellation_that_arrives_while_drawing_is_not_swallowed() -> None:
+    clock = Clock()
+    progress = ProgressDisplay({}, stream=CancelledWhileWriting(), clock=clock, width=80)
+    listeners: list[Any] = [progress]
+    with pytest.raises(CancelledError):
+        dispatch(listeners, event("table_started", table="orders", total_rows_estimate=100), lambda listener, error: None)
+    assert listeners == [progress]  # the listener was not dropped for it
