@@ -60,6 +60,9 @@ def run_restore(
         plan = RestorePlan(schema=header.schema, tables=selected, source_engine=header.source.engine, force=force, allow_lossy=allow_lossy)
         target = target_cls(location, service.config.source.get(target_cls.name, {}))
         if plan.source_engine != target_cls.name:
+            if plan.source_engine not in hooks.sources:
+                # an engine unknown here: a damaged header is likelier than a plugin not installed
+                _read_whole_backup(service, backup_path)
             plan = attrs.evolve(plan, mappings=tuple(target.map_columns(plan)))
             context.emit("plan", details={"mappings": [to_dict(m) for m in plan.mappings]})
             if on_plan is not None:
@@ -129,6 +132,13 @@ def check_fidelity(plan: RestorePlan, target_engine: str) -> None:
             f"({first.source_type} -> {first.target_type}: {first.note})",
             hint="see the fidelity report above; add --allow-lossy to accept",
         )
+
+
+def _read_whole_backup(service: "BackupService", backup_path: str) -> None:
+    """Read and check the whole backup once; raises :class:`CorruptBackupError` if it is damaged."""
+    with service.open_backup(backup_path) as opened:
+        for _ in BackupReader(opened.splitter, check_digests=True, decode=False):
+            pass
 
 
 def _raise_if_damaged(records: Iterator[object]) -> None:
