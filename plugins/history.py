@@ -14,6 +14,7 @@ with ``O_APPEND``, so runs that end at the same time never interleave their line
 
 from __future__ import annotations
 
+import collections
 import datetime
 import logging
 import os
@@ -132,10 +133,11 @@ def append_record(path: Path, record: HistoryRecord) -> None:
         raise OSError(f"only {written} of {len(line)} bytes of the history record were written")
 
 
-def read_history(path: Path) -> tuple[list[HistoryRecord], int]:
-    """Every readable record of ``path`` in file order, and how many lines were skipped
-    (a line cut short by a crash, or written by a newer unibackup in a shape this one cannot read)."""
-    records: list[HistoryRecord] = []
+def read_history(path: Path, limit: int | None = None) -> tuple[list[HistoryRecord], int]:
+    """The readable records of ``path`` in file order (the last ``limit`` of them, if given), and
+    how many lines were skipped (a line cut short by a crash, or written by a newer unibackup in a
+    shape this one cannot read)."""
+    records: collections.deque[HistoryRecord] = collections.deque(maxlen=limit)
     skipped = 0
     try:
         handle = open(path, "rb")
@@ -150,7 +152,7 @@ def read_history(path: Path) -> tuple[list[HistoryRecord], int]:
                 records.append(from_dict(data, HistoryRecord))
             except (orjson.JSONDecodeError, cattrs.BaseValidationError, TypeError, ValueError, KeyError, AttributeError):
                 skipped += 1
-    return records, skipped
+    return list(records), skipped
 
 
 def _figure(obj: Any, *names: str) -> Any:

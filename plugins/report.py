@@ -27,6 +27,8 @@ from unibackup import hookimpl
 from unibackup.models import to_dict
 from unibackup.plugins.history import HistoryRecord, history_path, read_history
 
+#: the latest records of the history the report reads (memory stays bounded however old it is)
+MAX_RECORDS = 20_000
 #: earlier runs a trend's median is taken over
 TREND_WINDOW = 20
 #: earlier runs needed before a change is worth a recommendation
@@ -425,7 +427,7 @@ def report_command(ctx: click.Context, last: int, operation: str | None, source:
     state = ctx.find_object(CliState)
     monitoring: dict[str, Any] = attrs.asdict(state.config.monitoring) if state is not None else {}
     path: Path = history_path(monitoring)
-    records, skipped = read_history(path)
+    records, skipped = read_history(path, limit=MAX_RECORDS)
     report = build_report(records, last=last, operation=operation, source=source, history_file=str(path), skipped_lines=skipped)
     if as_json:
         click.echo(orjson.dumps(to_dict(report), option=orjson.OPT_INDENT_2).decode())

@@ -326,3 +326,11 @@ def test_a_real_backup_shows_in_the_report(db: Path, cli_env: None, _private_his
     assert run_["operation"] == "backup" and run_["rows"] == 3000 and run_["outcome"] == "succeeded"
     assert attrs.fields_dict(HistoryRecord).keys() == run_.keys()
     assert os.path.basename(run_["path"]).startswith("source-")
+
+
+def test_reading_can_keep_only_the_latest_records(tmp_path: Path) -> None:
+    path = tmp_path / "h.jsonl"
+    for n in range(10):
+        append_record(path, record(n))
+    records, skipped = read_history(path, limit=3)
+    assert [r.id for r in records] == ["r7", "r8", "r9"] and skipped == 0
