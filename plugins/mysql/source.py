@@ -470,7 +470,7 @@ class MySQLSource(Source):
                 self._created.append(("event", obj.name))
         known = {"sequence", "procedure", "function", "view", "trigger", "event", "foreign_key", "index", "check"}
         for obj in plan.schema.objects:
-            if obj.kind not in known:
+            if obj.kind not in known and obj.phase != "pre-data":  # pre-data ones were reported already
                 skipped.append(f"{obj.kind} {obj.name} ({obj.options.get('skipped', 'not restored by this version')})")
         return skipped
 
