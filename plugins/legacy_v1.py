@@ -848,6 +848,9 @@ def migrate_command(ctx: click.Context, old: str, output: str | None, compressio
     if as_json:
         click.echo(orjson.dumps(to_dict(result), option=orjson.OPT_INDENT_2).decode())
         return
+    if state.quiet:
+        click.echo(result.path)
+        return
     click.echo(
         f"migrated {result.source} (format version {result.format_version}, by {', '.join(result.migrated_by)}) "
         f"into format version {FORMAT_VERSION}:"

@@ -382,3 +382,10 @@ def test_damage_raises_corrupt_backup_error_from_the_migrator() -> None:
         list(LegacyV1Migrator().migrate(io.BytesIO(b'{"data": {"t": [{"a": 1}, ')))
     with pytest.raises(CorruptBackupError, match="no data object"):
         list(LegacyV1Migrator().migrate(io.BytesIO(b'{"metadata": {"format_version": 1}}')))
+
+
+def test_a_quiet_migrate_prints_only_the_path(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = write_v1(tmp_path / "old.json", {"vals": V1_ROWS}, None)
+    code, out, err = run(capsys, "-q", "migrate", old)
+    assert code == 0, err
+    assert out == f"{tmp_path / 'old.ubk.jsonl.zst'}\n"
