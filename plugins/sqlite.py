@@ -299,7 +299,15 @@ class SQLiteSource(Source):
             return None
         if low is None:
             return 0
-        return int(high - low + 1)
+        span = int(high - low + 1)
+        if span > self._most_rows_possible():  # sparse row ids: the span is no estimate at all
+            return self._row_estimate(name, True)
+        return span
+
+    def _most_rows_possible(self) -> int:
+        """More rows than any table of this file can hold (a row takes at least 4 bytes)."""
+        pages, page_size = self._pragma("page_count"), self._pragma("page_size")
+        return max(1, pages * page_size // 4)
 
     def _select(self, table: TableSchema) -> str:
         columns = ", ".join(column.name if column.hidden == "rowid" else quote(column.name) for column in table.columns)

@@ -286,3 +286,25 @@ def test_a_new_target_in_an_existing_empty_file(service, make_db, tmp_path: Path
     target.touch()
     service.restore_backup(backup, str(target))
     assert contents(target) == contents(source)
+
+
+def test_estimate_of_sparse_row_ids_is_not_their_span(service, make_db) -> None:
+    source = make_db("CREATE TABLE t(id INTEGER PRIMARY KEY, x); INSERT INTO t VALUES (-5, 'a'), (4611686018427387904, 'b');")
+    estimate = service.estimate(str(source))
+    assert estimate.rows == 2 and estimate.per_table == {"t": 2}
+    assert max(estimate.estimated_backup_bytes.values()) < 1 << 20
+
+
+def test_restore_a_selection_of_tables(service, make_db, tmp_path: Path) -> None:
+    source = make_db(
+        "CREATE TABLE a(x); CREATE TABLE b(y); CREATE INDEX a_x ON a(x); CREATE INDEX b_y ON b(y);"
+        "CREATE TRIGGER b_t AFTER INSERT ON b BEGIN SELECT 1; END; CREATE VIEW v AS SELECT x FROM a;"
+        "INSERT INTO a VALUES (1); INSERT INTO b VALUES (2);"
+    )
+    backup = service.create_backup(str(source), tmp_path / "backups").path
+    result = service.restore_backup(backup, str(tmp_path / "only_a.db"), tables=("a",))
+    assert (result.tables, result.rows) == (1, 1)
+    assert sorted(result.skipped) == ["index b_y (its table was not restored)", "trigger b_t (its table was not restored)"]
+    assert _query(tmp_path / "only_a.db", "SELECT type, name FROM sqlite_master ORDER BY name") == [
+        ("table", "a"), ("index", "a_x"), ("view", "v"),
+    ]
