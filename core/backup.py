@@ -9,6 +9,7 @@ again in a fresh temporary file.
 from __future__ import annotations
 
 import datetime
+import errno
 import gc
 import logging
 import os
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .errors import UnibackupError, UsageError
+from .errors import TransientError, UnibackupError, UsageError
 from .compression import seal_length
 from .files import SealingWriter, publish
 from .format import BackupWriter
@@ -137,6 +138,20 @@ def _write_file(
     return trailer, writer.bytes, size
 
 
+#: Errors of giving a finished file its name that may pass (busy or stale network file systems).
+_TRANSIENT_FILE_ERRORS = frozenset({errno.EAGAIN, errno.EBUSY, errno.EINTR, errno.ESTALE, errno.ETIMEDOUT})
+
+
+def _publish(temporary: Path, final: Path) -> None:
+    """:func:`publish`, with the failures that may pass classified as transient (``retry.write_file``)."""
+    try:
+        publish(temporary, final)
+    except OSError as error:
+        if error.errno in _TRANSIENT_FILE_ERRORS:
+            raise TransientError(f"could not give the backup its final name: {error.strerror}") from error
+        raise
+
+
 def run_backup(
     service: "BackupService",
     source_text: str,
@@ -162,6 +177,7 @@ def run_backup(
 
     connect_retry = ExponentialBackoff.from_config(config.retry.connect, "retry.connect")
     read_retry = ExponentialBackoff.from_config(config.retry.read, "retry.read")
+    write_retry = ExponentialBackoff.from_config(config.retry.write_file, "retry.write_file")
 
     on_retry = context.retrying
 
@@ -195,7 +211,7 @@ def run_backup(
         finally:
             source.close()
             resources.release(source)
-        publish(temporary, final)
+        write_retry.call(lambda: _publish(temporary, final), operation="write_file", on_retry=on_retry)
         resources.keep(temporary)
         elapsed = time.monotonic() - started
         metrics = PerformanceMetrics(
