@@ -96,7 +96,7 @@ def _final(kind: str, source: str | None = None, target: str | None = None, **de
 def test_a_cancelled_run_is_recorded(tmp_path: Path) -> None:
     recorder = HistoryRecorder({}, path=tmp_path / "h.jsonl")
     recorder.handle(Event(kind="batch_written", operation_id="op1", operation="restore", rows=10, bytes=0))
-    recorder.handle(_final("cancelled", "backup.ubk.jsonl.zst", "sqlite:///tmp/t.db", **{"class": "cancelled"}))
+    recorder.handle(_final("cancelled", "backup.ubk.jsonl.zst", "sqlite:///data/t.db", **{"class": "cancelled"}))
     (record,) = read_history(tmp_path / "h.jsonl")[0]
     assert record.outcome == "cancelled" and record.error == "restore cancelled by SIGINT"
     assert record.duration_s == 4.0 and record.rows == 10 and record.rows_per_second == 2.5
@@ -271,10 +271,10 @@ def test_frequent_retries_are_recommended_on() -> None:
 
 
 def test_filters_and_last() -> None:
-    runs = [record(n) for n in range(5)] + [record(5 + n, operation="restore", source="x.ubk.jsonl.zst", target="sqlite:///tmp/r.db", bytes=0) for n in range(3)]
+    runs = [record(n) for n in range(5)] + [record(5 + n, operation="restore", source="x.ubk.jsonl.zst", target="sqlite:///data/r.db", bytes=0) for n in range(3)]
     report = build_report(runs, last=2)
     assert [r.id for r in report.runs] == ["r7", "r6"] and report.total_runs == 8
-    assert {(t.operation, t.subject) for t in report.trends} == {("backup", "sqlite:///srv/app.db"), ("restore", "sqlite:///tmp/r.db")}
+    assert {(t.operation, t.subject) for t in report.trends} == {("backup", "sqlite:///srv/app.db"), ("restore", "sqlite:///data/r.db")}
     assert next(t for t in report.trends if t.operation == "restore").throughput_unit == "rows/s"
     only = build_report(runs, operation="backup")
     assert only.total_runs == 5 and {r.operation for r in only.runs} == {"backup"}
