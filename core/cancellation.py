@@ -1,8 +1,12 @@
 """Clean cancellation on SIGINT and SIGTERM.
 
-Inside :func:`cancel_on_signals` the first SIGINT or SIGTERM raises :class:`CancelledError` where
-the program is; ``finally`` blocks and context managers then remove temporary files and roll back.
+Inside :func:`cancel_on_signals` the first SIGINT or SIGTERM raises :class:`Interrupted` where the
+program is; ``finally`` blocks and context managers then remove temporary files and roll back.
 Further signals during that clean-up are ignored so that it can finish.
+
+:class:`Interrupted` is a ``KeyboardInterrupt``, not an ``Exception``: a signal lands anywhere,
+and an ``except Exception`` on the way (a listener's guard, a probe that tolerates failure) must
+not swallow it. The operation turns it into a :class:`CancelledError` (exit code 130).
 """
 
 from __future__ import annotations
@@ -12,14 +16,20 @@ import signal
 import threading
 from typing import Any, Iterator
 
-from .errors import CancelledError
-
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM arrived; ``message`` says what was cancelled by which."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
 
 
 @contextlib.contextmanager
 def cancel_on_signals(what: str) -> Iterator[None]:
-    """Turn SIGINT/SIGTERM into :class:`CancelledError` for the duration of ``what``."""
+    """Turn SIGINT/SIGTERM into :class:`Interrupted` for the duration of ``what``."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -31,7 +41,7 @@ def cancel_on_signals(what: str) -> Iterator[None]:
             return
         fired = True
         name = signal.Signals(signum).name
-        raise CancelledError(f"{what} cancelled by {name}; nothing was left behind")
+        raise Interrupted(f"{what} cancelled by {name}; nothing was left behind")
 
     previous = {signum: signal.signal(signum, handler) for signum in _SIGNALS}
     try:

@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator
 import attrs
 
 from .compression import Compressor, seal_length
-from .errors import CorruptBackupError, UsageError
+from .errors import CorruptBackupError, UnibackupError, UsageError
 from .format import FORMAT_VERSION, LineSplitter, ReadLimits
 from .migration import FormatMigrator
 
@@ -206,6 +206,8 @@ def _read_head(stream: BinaryIO, size: int) -> bytes:
     while remaining > 0:
         try:
             data = stream.read(remaining)
+        except UnibackupError:  # already classified by a layer below
+            raise
         except Exception as error:
             raise CorruptBackupError(f"the backup cannot be decompressed: {error}") from None
         if not data:

@@ -23,7 +23,7 @@ import attrs
 import cattrs
 import orjson
 
-from .errors import CorruptBackupError
+from .errors import CorruptBackupError, UnibackupError
 from .models import BackupHeader, TableFooter, TableSchema, Trailer, from_dict, to_dict
 from .values import EncodedRows, decode_rows
 
@@ -228,7 +228,7 @@ class LineSplitter:
         while True:
             try:
                 chunk = self._stream.read(self.CHUNK)
-            except CorruptBackupError:
+            except UnibackupError:  # already classified by a layer below
                 raise
             except Exception as error:  # the codec found damaged data
                 raise CorruptBackupError(f"the backup cannot be decompressed: {error}") from None

@@ -44,7 +44,7 @@ def classify(error: BaseException) -> UnibackupError:
     if isinstance(error, UnibackupError):
         return error
     if isinstance(error, KeyboardInterrupt):
-        return CancelledError("cancelled by SIGINT; nothing was left behind")
+        return CancelledError(getattr(error, "message", None) or "cancelled by SIGINT; nothing was left behind")
     if isinstance(error, OSError) and error.errno in _ERRNO_MESSAGES:
         message, hint = _ERRNO_MESSAGES[error.errno]
         where = f": {error.filename}" if error.filename else ""
