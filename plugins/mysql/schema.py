@@ -17,7 +17,7 @@ import attrs
 
 from unibackup.models import ColumnSchema, DatabaseSchema, SchemaObject, TableSchema
 
-from .connection import quote
+from .connection import pymysql_module, quote
 from .types import column_default, column_options, is_generated, logical_type
 
 log = logging.getLogger(__name__)
@@ -111,8 +111,6 @@ class Catalog:
 
     def _try(self, what: str, sql: str, args: tuple[Any, ...] = (), *, record: bool = True) -> list[dict[str, Any]] | None:
         """A query that may fail for want of a privilege or on an older server: None then."""
-        from .connection import pymysql_module
-
         try:
             return self.query(sql, args)
         except pymysql_module().err.MySQLError as error:
