@@ -15,10 +15,12 @@ import secrets
 import sqlite3
 import urllib.parse
 from pathlib import Path
+
+import attrs
 from typing import Any, Iterator, Sequence
 
 from unibackup import hookimpl
-from unibackup.errors import SourceError, TransientError, UsageError
+from unibackup.errors import CorruptBackupError, SourceError, TransientError, UsageError
 from unibackup.files import fsync_directory
 from unibackup.resources import remove_leftovers
 from unibackup.models import ColumnMapping, ColumnSchema, DatabaseSchema, SchemaObject, TableSchema
@@ -203,7 +205,13 @@ class SQLiteSource(Source):
                     continue
                 listed = kinds.get(name)
                 if listed is not None and listed[2] == "shadow":
-                    continue  # data of a virtual table, rebuilt through it
+                    owner = next((t.name for t in tables if t.options.get("shadow_data") and name.startswith(f"{t.name}_")), None)
+                    if owner is None:
+                        continue  # data of a virtual table, rebuilt through it
+                    # a contentless FTS index exists only here: its shadow tables are its data
+                    table = self._describe_table(name, sql, listed, sequences)
+                    tables.append(attrs.evolve(table, kind="shadow", options={**table.options, "shadow_of": owner}))
+                    continue
                 tables.append(self._describe_table(name, sql, listed, sequences))
             elif sql is not None and kind in ("index", "view", "trigger"):
                 objects.append(SchemaObject(kind=kind, name=name, sql=sql, table=table_name))
@@ -215,6 +223,8 @@ class SQLiteSource(Source):
             "encoding": self._pragma("encoding"),
             "journal_mode": self._pragma("journal_mode"),
         }
+        if "sqlite_stat1" in kinds:  # the planner's statistics (ANALYZE), kept as they are
+            settings["sqlite_stat1"] = [list(row) for row in conn.execute("SELECT tbl, idx, stat FROM main.sqlite_stat1")]
         return DatabaseSchema(engine=self.name, tables=tuple(tables), objects=tuple(objects), settings=settings)
 
     def _describe_table(self, name: str, sql: str, listed: Any, sequences: dict[str, int]) -> TableSchema:
@@ -274,8 +284,12 @@ class SQLiteSource(Source):
             content = _content_option(sql)
             if content is not None:
                 has_data = False
-                options["data_not_kept"] = "contentless FTS table" if content == "" else f"external-content FTS table over {content!r}; rebuilt after restore"
+                options["data_not_kept"] = (
+                    "contentless FTS table; its index is kept in its shadow tables" if content == ""
+                    else f"external-content FTS table over {content!r}; rebuilt after restore"
+                )
                 options["rebuild"] = content != ""
+                options["shadow_data"] = content == ""
         row_estimate = self._row_estimate(name, without_rowid or virtual or alias is None, alias or "rowid") if has_data else 0
         return TableSchema(
             name=name,
@@ -447,9 +461,13 @@ class SQLiteSource(Source):
             return self._create_foreign_tables(plan)
         # the backup's own SQL runs only if it creates exactly what it claims to (see sqlite_ddl)
         sqlite_ddl.check_schema(plan.tables, plan.schema.objects, plan.schema.settings)
+        restored = {table.name for table in plan.tables}
         for table in plan.tables:
+            sql = table.create_sql or ""
+            if table.kind == "shadow" and table.options.get("shadow_of") in restored:
+                sql = f"DELETE FROM main.{quote(table.name)}"  # its virtual table made it; the rows are the backup's
             try:
-                self.conn.execute(table.create_sql or "")
+                self.conn.execute(sql)
             except sqlite3.Error as error:
                 raise _translate(error, f"creating table {table.name!r}", self.path) from None
         return []
@@ -486,6 +504,9 @@ class SQLiteSource(Source):
                     self._insert_one(table, sql, row)
             conn.execute("RELEASE batch")
         except sqlite3.Error as error:
+            if "datatype mismatch" in str(error) or "cannot store" in str(error):
+                # a value the backup's own schema refuses: the backup is damaged or hostile
+                raise CorruptBackupError(f"table {table.name!r} holds a value of the wrong type for its column ({error})") from None
             raise _translate(error, f"writing table {table.name!r}", self.path) from None
 
     def _insert_one(self, table: TableSchema, sql: str, row: list[Any]) -> None:
@@ -531,6 +552,12 @@ class SQLiteSource(Source):
                 conn.execute(f"PRAGMA user_version={int(settings['user_version'])}")
             if settings.get("application_id") is not None:
                 conn.execute(f"PRAGMA application_id={int(settings['application_id'])}")
+            existing = {row[0] for row in conn.execute("SELECT name FROM main.sqlite_master WHERE type = 'table'")}
+            statistics = [row for row in settings.get("sqlite_stat1") or () if row and row[0] in existing]
+            if statistics:
+                conn.execute("ANALYZE main.sqlite_master")  # creates sqlite_stat1, analyses nothing
+                conn.execute("DELETE FROM main.sqlite_stat1")
+                conn.executemany("INSERT INTO main.sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", statistics)
         except sqlite3.Error as error:
             raise _translate(error, "finishing the schema", self.path) from None
         return skipped

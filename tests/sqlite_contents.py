@@ -63,6 +63,13 @@ def data_tables(conn: sqlite3.Connection) -> list[str]:
     return sorted(names)
 
 
+def _statistics(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    """The planner's statistics (``ANALYZE``), empty when there are none."""
+    if conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone()[0] == 0:
+        return []
+    return sorted(conn.execute("SELECT tbl, idx, stat FROM sqlite_stat1"), key=repr)
+
+
 def contents(path: str | Path) -> dict[str, Any]:
     """The whole comparable content of the database at ``path``."""
     conn = connect_ro(path)
@@ -72,6 +79,7 @@ def contents(path: str | Path) -> dict[str, Any]:
             "user_version": conn.execute("PRAGMA user_version").fetchone()[0],
             "application_id": conn.execute("PRAGMA application_id").fetchone()[0],
             "tables": {name: table_rows(conn, name) for name in data_tables(conn)},
+            "statistics": _statistics(conn),
         }
     finally:
         conn.close()
@@ -91,6 +99,7 @@ def assert_same_database(original: str | Path, restored: str | Path) -> None:
     assert after["master"] == before["master"]
     assert after["user_version"] == before["user_version"]
     assert after["application_id"] == before["application_id"]
+    assert after["statistics"] == before["statistics"]
     assert sorted(after["tables"]) == sorted(before["tables"])
     for name, rows in before["tables"].items():
         assert after["tables"][name] == rows, f"table {name!r} differs"

@@ -308,3 +308,39 @@ def test_restore_a_selection_of_tables(service, make_db, tmp_path: Path) -> None
     assert _query(tmp_path / "only_a.db", "SELECT type, name FROM sqlite_master ORDER BY name") == [
         ("table", "a"), ("index", "a_x"), ("view", "v"),
     ]
+
+
+def test_full_text_indexes_of_every_kind_and_planner_statistics(service, make_db, tmp_path: Path) -> None:
+    source = make_db(
+        """
+        CREATE TABLE docs(id INTEGER PRIMARY KEY, body TEXT);
+        CREATE INDEX docs_body ON docs(body);
+        INSERT INTO docs VALUES (1, 'hello world'), (5, 'second document');
+        CREATE VIRTUAL TABLE plain USING fts5(title, body);
+        INSERT INTO plain(rowid, title, body) VALUES (3, 'greeting', 'hello there');
+        CREATE VIRTUAL TABLE external USING fts5(body, content='docs', content_rowid='id');
+        INSERT INTO external(external) VALUES ('rebuild');
+        CREATE VIRTUAL TABLE contentless USING fts5(x, content='');
+        INSERT INTO contentless(rowid, x) VALUES (7, 'only the index remembers this');
+        CREATE VIRTUAL TABLE old USING fts4(body);
+        INSERT INTO old(docid, body) VALUES (9, 'hello from fts4');
+        ANALYZE;
+        """
+    )
+    restored, _ = _round_trip(service, source, tmp_path)
+    assert_same_database(source, restored)  # includes sqlite_stat1
+    queries = {
+        "SELECT rowid FROM plain WHERE plain MATCH 'hello'": [(3,)],
+        "SELECT rowid FROM external WHERE external MATCH 'document'": [(5,)],
+        "SELECT rowid FROM contentless WHERE contentless MATCH 'remembers'": [(7,)],
+        "SELECT docid FROM old WHERE old MATCH 'fts4'": [(9,)],
+    }
+    for sql, expected in queries.items():
+        assert _query(restored, sql) == expected, sql
+    conn = sqlite3.connect(restored)
+    try:
+        for table in ("plain", "external", "contentless"):
+            conn.execute(f"INSERT INTO {table}({table}) VALUES ('integrity-check')")
+        conn.execute("INSERT INTO old(old) VALUES ('integrity-check')")
+    finally:
+        conn.close()
