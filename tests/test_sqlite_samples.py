@@ -46,6 +46,10 @@ def _round_trip(service, source: Path, tmp_path: Path, compression: str = "zstd"
 def test_sample_round_trip(service, sample: Path, compression: str, tmp_path: Path) -> None:
     restored = _round_trip(service, sample, tmp_path, compression)
     assert_same_database(sample, restored)
+    if compression == "zstd":  # the deep level's trial restore, once per sample
+        (backup,) = (tmp_path / "backups").iterdir()
+        deep = service.verify_backup(backup, "deep")
+        assert deep.valid and not [f for f in deep.findings if f.severity == "error"], deep.findings
 
 
 def test_fts5_match_finds_the_row_after_restore(service, tmp_path: Path) -> None:
