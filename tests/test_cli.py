@@ -187,3 +187,36 @@ def test_a_backup_never_overwrites_an_existing_file(service, db: Path, tmp_path:
         service.create_backup(str(db), tmp_path)
     assert existing.read_bytes() == b"precious"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["source.db", "taken.ubk.jsonl.zst"]
+
+
+def test_standard_tools_read_every_line(db: Path, tmp_path: Path) -> None:
+    import gzip
+    import shutil
+
+    import zstandard
+
+    for compression, suffix in (("zstd", ".zst"), ("gzip", ".gz"), ("none", "")):
+        proc = run("backup", str(db), "-o", "tools", "--compression", compression, cwd=tmp_path)
+        path = tmp_path / proc.stdout.strip().splitlines()[-1]
+        assert path.name.endswith(".ubk.jsonl" + suffix)
+        if compression == "zstd" and shutil.which("zstd"):
+            text = subprocess.run(["zstd", "-dc", str(path)], capture_output=True, check=True).stdout
+        elif compression == "zstd":
+            text = zstandard.ZstdDecompressor().stream_reader(path.read_bytes(), read_across_frames=True).read()
+        elif compression == "gzip":
+            text = gzip.decompress(path.read_bytes())
+        else:
+            text = path.read_bytes()
+        records = [json.loads(line) for line in text.decode("utf-8").splitlines()]
+        assert records[0]["type"] == "header" and records[-1]["type"] == "trailer"
+        assert sum(1 for r in records if isinstance(r, list)) == 25
+
+
+def test_compression_is_recognised_from_the_bytes_not_the_name(service, db: Path, tmp_path: Path) -> None:
+    for compression in ("zstd", "gzip", "brotli", "none"):
+        path = Path(service.create_backup(str(db), tmp_path / compression, compression=compression).path)
+        renamed = path.with_name(f"misleading-{compression}.ubk.jsonl.gz")
+        path.rename(renamed)
+        report = service.verify_backup(renamed, "full")
+        assert report.valid and report.details["compressor"] == compression
+        assert service.inspect_backup(renamed).table_rows == {"books": 25, "notes": 0}
