@@ -21,6 +21,9 @@ import psutil
 log = logging.getLogger(__name__)
 
 TEMP_MARK = ".unibackup-"
+#: temporary paths that operations of this process are using right now (never leftovers, even when
+#: a killed earlier run had the same process id, as happens in containers)
+_IN_USE: set[Path] = set()
 _TEMP_NAME = re.compile(r"^\.(?P<final>.+)\.unibackup-(?P<pid>\d+)-(?P<token>[0-9a-f]+)\.tmp$")
 
 
@@ -40,11 +43,13 @@ class ResourceManager:
         """A fresh temporary path in ``directory``, removed at clean-up unless :meth:`keep` is called."""
         path = directory / f".{final_name}{TEMP_MARK}{os.getpid()}-{secrets.token_hex(4)}.tmp"
         self._temp_paths[path] = _where()
+        _IN_USE.add(path)
         return path
 
     def keep(self, path: Path) -> None:
         """``path`` was renamed into place (or removed): stop tracking it."""
         self._temp_paths.pop(path, None)
+        _IN_USE.discard(path)
 
     def track(self, resource: Any, description: str) -> Any:
         """Remember an open resource (file, connection) until :meth:`release`."""
@@ -65,6 +70,7 @@ class ResourceManager:
             except OSError as error:
                 log.warning("could not remove the temporary %s: %s", path, error)
             self._temp_paths.pop(path, None)
+            _IN_USE.discard(path)
         leaks = []
         for description, where, resource in self._open.values():
             leaks.append(f"{description} opened at {where} was left open")
@@ -98,11 +104,22 @@ def find_leftovers(directory: Path, final_name: str | None = None) -> list[Path]
         match = _TEMP_NAME.match(entry.name)
         if match is None or (final_name is not None and match.group("final") != final_name):
             continue
-        pid = int(match.group("pid"))
-        if pid != os.getpid() and psutil.pid_exists(pid):
-            continue  # another run is writing it right now
-        found.append(Path(entry.path))
+        path = Path(entry.path)
+        if path in _IN_USE or _writer_may_be_alive(int(match.group("pid")), entry):
+            continue  # a run is writing it right now
+        found.append(path)
     return found
+
+
+def _writer_may_be_alive(pid: int, entry: os.DirEntry) -> bool:
+    """Whether process ``pid`` may still be writing ``entry``: it exists and did not start after
+    the file was last written (a process that did is another one that got the same id)."""
+    try:
+        started = psutil.Process(pid).create_time()
+        modified = entry.stat().st_mtime
+    except (psutil.Error, OSError):
+        return False
+    return started <= modified + 1.0
 
 
 def remove_leftovers(directory: Path, is_ours: Any = None, final_name: str | None = None) -> list[Path]:

@@ -22,7 +22,7 @@ from .values import EncodedRows
 class Location:
     """A parsed source or target location. ``password`` never leaves this object."""
 
-    raw: str
+    raw: str = attrs.field(repr=False)  # as typed: it may hold a password
     scheme: str
     path: str = ""
     host: str | None = None
