@@ -250,10 +250,10 @@ def create_table_sql(table: TableSchema, mappings: dict[str, ColumnMapping], eng
             parts.append("CHARACTER SET ascii COLLATE ascii_bin")
         if not column.nullable or column.primary_key or is_hidden(column):
             parts.append("NOT NULL")
-        default = _default_sql(column, target, server.mariadb)
+        default = None if column.name == auto else _default_sql(column, target, server.mariadb)
         if default is False:
             skipped.append(f"default of {table.qualified_name}.{column.name} ({column.default}): not a literal MySQL can take")
-        elif default is not None and column.name != auto:
+        elif default is not None:
             parts.append(f"DEFAULT {default}")
         if column.name == auto:
             parts.append("AUTO_INCREMENT")
