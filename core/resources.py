@@ -28,7 +28,8 @@ _TEMP_NAME = re.compile(r"^\.(?P<final>.+)\.unibackup-(?P<pid>\d+)-(?P<token>[0-
 
 
 def _where() -> str:
-    frame = traceback.extract_stack(limit=4)[0]
+    """The file and line that called the method that called this (``track``, ``temp_path``)."""
+    frame = traceback.extract_stack(limit=3)[0]
     return f"{os.path.basename(frame.filename)}:{frame.lineno}"
 
 
