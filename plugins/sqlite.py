@@ -386,7 +386,10 @@ class SQLiteSource(Source):
             problems = [row[0] for row in self.conn.execute("PRAGMA main.quick_check")]
         except sqlite3.Error as error:
             return [str(error)]
-        return [] if problems == ["ok"] else problems
+        if problems == ["ok"]:
+            return []
+        # one problem a line, without the "*** in database main ***" heading
+        return [line.strip() for text in problems for line in str(text).splitlines() if line.strip() and not line.startswith("***")]
 
     # -- restore side ------------------------------------------------------------------------
     def _target_in_use(self) -> bool:
