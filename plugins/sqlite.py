@@ -9,6 +9,7 @@ after everything succeeded.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -29,6 +30,8 @@ from unibackup.values import EncodedRows, RawText, encode_batch
 
 from . import sqlite_ddl
 from . import sqlite_portable as portable
+
+log = logging.getLogger(__name__)
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 ROWID_ALIASES = ("rowid", "_rowid_", "oid")
@@ -578,6 +581,7 @@ class SQLiteSource(Source):
         assert self._temporary is not None
         with open(self._temporary, "rb+") as handle:
             os.fsync(handle.fileno())
+        self._clear_old_journals()
         if self._replace:
             os.replace(self._temporary, self.path)
         else:
@@ -591,6 +595,45 @@ class SQLiteSource(Source):
                 os.unlink(self._temporary)
         self._temporary = None
         fsync_directory(Path(self.path).parent)
+
+    def _clear_old_journals(self) -> None:
+        """The target's ``-wal``, ``-shm`` and ``-journal`` files belong to the old database, and
+        SQLite would replay them onto the restored one as soon as it is opened. An old database
+        that another process is using is refused; otherwise SQLite resolves its own hot journal or
+        WAL first, then whatever is left is removed, before the restored file takes the name."""
+        leftovers = [f"{self.path}{suffix}" for suffix in ("-wal", "-journal", "-shm")]
+        if not any(os.path.exists(path) for path in leftovers):
+            return
+        if os.path.isfile(self.path) and os.path.getsize(self.path) > 0:
+            uri = "file:" + urllib.parse.quote(self.path) + "?mode=rw"
+            timeout = float(self.settings.get("busy_timeout", 1.0))
+            try:
+                old = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=timeout)
+            except sqlite3.Error:
+                old = None
+            if old is not None:
+                try:
+                    old.execute("PRAGMA locking_mode=EXCLUSIVE")
+                    old.execute("BEGIN EXCLUSIVE")  # rolls back a hot journal; fails while others use it
+                    old.execute("ROLLBACK")
+                    old.execute("PRAGMA journal_mode=DELETE")  # folds a WAL into the old file
+                except sqlite3.Error as error:
+                    if any(text in str(error) for text in _TRANSIENT_MESSAGES):
+                        raise UsageError(
+                            f"the target {self.path!r} is in use by another process; it was left as it was",
+                            hint="close the programs using it and restore again",
+                        ) from None
+                    # not a database SQLite can use: its journal files are nobody's
+                finally:
+                    old.close()
+        for path in leftovers:
+            try:
+                size = os.path.getsize(path)
+                os.unlink(path)
+            except FileNotFoundError:
+                continue
+            if size and not path.endswith("-shm"):
+                log.warning("removed %s, left by the database the restore replaces", os.path.basename(path))
 
     def rollback(self) -> None:
         if self._conn is not None:

@@ -344,3 +344,48 @@ def test_full_text_indexes_of_every_kind_and_planner_statistics(service, make_db
         conn.execute("INSERT INTO old(old) VALUES ('integrity-check')")
     finally:
         conn.close()
+
+
+def _stale_wal_beside(target: Path) -> None:
+    """Give ``target`` the -wal and -shm files of another database, as a crash would leave them."""
+    other = target.with_name("other.db")
+    conn = sqlite3.connect(other)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE stale(x)")
+    conn.executemany("INSERT INTO stale VALUES (?)", [("x" * 300,) for _ in range(500)])
+    conn.commit()
+    wal, shm = Path(f"{other}-wal").read_bytes(), Path(f"{other}-shm").read_bytes()
+    conn.close()
+    other.unlink()
+    Path(f"{target}-wal").write_bytes(wal)
+    Path(f"{target}-shm").write_bytes(shm)
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["force-over-a-database", "new-file"])
+def test_journal_files_left_beside_the_target_are_never_replayed(service, make_db, tmp_path: Path, existing: bool) -> None:
+    source = make_db("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);")
+    backup = service.create_backup(str(source), tmp_path / "backups").path
+    target = tmp_path / "target.db"
+    if existing:
+        make_db("CREATE TABLE old(y); INSERT INTO old VALUES ('old');", name="target.db")
+    _stale_wal_beside(target)
+    service.restore_backup(backup, str(target), force=existing)
+    assert not Path(f"{target}-wal").exists() and not Path(f"{target}-shm").exists()
+    assert contents(target) == contents(source)
+
+
+def test_force_refuses_a_target_another_connection_is_using(service, make_db, tmp_path: Path) -> None:
+    source = make_db("CREATE TABLE t(x); INSERT INTO t VALUES (1);")
+    backup = service.create_backup(str(source), tmp_path / "backups").path
+    target = make_db("PRAGMA journal_mode = WAL; CREATE TABLE old(y); INSERT INTO old VALUES ('in use');", name="target.db")
+    user = sqlite3.connect(target)
+    try:
+        assert user.execute("SELECT y FROM old").fetchall() == [("in use",)]
+        with pytest.raises(UsageError) as raised:
+            service.restore_backup(backup, str(target), force=True)
+        assert "in use" in raised.value.user_line()
+        assert user.execute("SELECT y FROM old").fetchall() == [("in use",)]
+    finally:
+        user.close()
+    assert _query(target, "SELECT y FROM old") == [("in use",)]
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".target.db")]
