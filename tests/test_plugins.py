@@ -6,12 +6,10 @@ Every throwaway plugin is unregistered in ``finally``."""
 from __future__ import annotations
 
 import importlib.metadata
-import io
 import json
 import logging
 import lzma
 import sys
-import textwrap
 import types
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
@@ -272,10 +270,6 @@ def test_unibackup_register_batching_strategies(make_db, tmp_path: Path) -> None
     TinyBatches.sizes = []
     _with_plugin(plugin, "tiny-plugin", lambda service: service.create_backup(str(source), tmp_path, batching="tiny"))
     assert TinyBatches.sizes == [2, 2, 1]
-
-
-class FakeSource:
-    pass
 
 
 def test_unibackup_register_sources() -> None:

@@ -6,7 +6,6 @@ import sqlite3
 import threading
 from pathlib import Path
 
-import attrs
 import pytest
 
 from unibackup.config import BackupConfig, BatchingConfig, Config
