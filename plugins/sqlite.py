@@ -635,13 +635,16 @@ class SQLiteSource(Source):
             if size and not path.endswith("-shm"):
                 log.warning("removed %s, left by the database the restore replaces", os.path.basename(path))
 
-    def rollback(self) -> None:
+    def _close_connection(self) -> None:
         if self._conn is not None:
             try:
                 self._conn.close()
             except sqlite3.Error:
                 pass
             self._conn = None
+
+    def rollback(self) -> None:
+        self._close_connection()
         if self._temporary is not None:
             for suffix in ("", "-journal", "-wal", "-shm"):
                 try:
@@ -653,12 +656,7 @@ class SQLiteSource(Source):
     def close(self) -> None:
         if self._temporary is not None:
             self.rollback()
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except sqlite3.Error:
-                pass
-            self._conn = None
+        self._close_connection()
 
 
 @hookimpl
