@@ -13,7 +13,7 @@ import attrs
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from .backup import peak_rss_bytes
-from .errors import CorruptBackupError, UnibackupError, UsageError
+from .errors import CorruptBackupError, ErrorClass, UnibackupError, UsageError
 from .format import BackupReader, RowBatch, TableStart
 from .models import BackupHeader, PerformanceMetrics, RestoreResult, TableFooter, to_dict
 from .operations import OperationContext
@@ -99,7 +99,7 @@ def run_restore(
                 target.rollback()
             except Exception as error:  # the original failure matters more
                 log.warning("rollback failed: %s", error)
-            if isinstance(failure, UnibackupError) and not isinstance(failure, CorruptBackupError):
+            if isinstance(failure, UnibackupError) and failure.error_class not in _NOT_FROM_DAMAGE:
                 _raise_if_damaged(records)  # a damaged backup is the root cause, not the write error
             raise
         finally:
@@ -139,6 +139,11 @@ def _read_whole_backup(service: "BackupService", backup_path: str) -> None:
     with service.open_backup(backup_path) as opened:
         for _ in BackupReader(opened.splitter, check_digests=True, decode=False):
             pass
+
+
+#: Failures that a damaged backup cannot cause: reading the rest of the file to find damage would
+#: only keep a user waiting (Ctrl-C, or "use --force", after the whole backup was read).
+_NOT_FROM_DAMAGE = (ErrorClass.CORRUPT_INPUT, ErrorClass.CANCELLED, ErrorClass.USER)
 
 
 def _raise_if_damaged(records: Iterator[object]) -> None:
