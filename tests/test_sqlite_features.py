@@ -388,3 +388,15 @@ def test_force_refuses_a_target_another_connection_is_using(service, make_db, tm
         user.close()
     assert _query(target, "SELECT y FROM old") == [("in use",)]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".target.db")]
+
+
+def test_a_usage_error_is_reported_without_reading_the_whole_backup(service, make_db, tmp_path: Path) -> None:
+    # the damage at the end is only found by reading to the end: "use --force" must come first
+    source = make_db("CREATE TABLE t(x);", inserts=[("INSERT INTO t VALUES (?)", [(i,) for i in range(2000)])])
+    backup = Path(service.create_backup(str(source), tmp_path / "backups", compression="none").path)
+    damaged = backup.with_name("damaged-" + backup.name)
+    damaged.write_bytes(backup.read_bytes()[:-60] + b"0" * 60)
+    target = make_db("CREATE TABLE other(y);", name="target.db")
+    with pytest.raises(UsageError) as raised:
+        service.restore_backup(damaged, str(target))
+    assert "--force" in raised.value.user_line()
