@@ -48,7 +48,8 @@ def service() -> BackupService:
 
 @pytest.fixture
 def make_db(tmp_path: Path) -> Callable[..., Path]:
-    """``make_db(sql, name=..., params=[(sql, rows), ...])``: a SQLite file built from a script."""
+    """``make_db(script, name="source.db", inserts=[(sql, rows), ...])``: a SQLite file in the
+    test's directory, built from a script and then ``executemany`` of each insert."""
 
     def build(script: str, name: str = "source.db", inserts: list[tuple[str, list]] | None = None) -> Path:
         path = tmp_path / name

@@ -16,7 +16,8 @@ from unibackup.errors import UsageError
 
 def run(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``python -m unibackup ARGS`` with the default plugins only and no stray configuration."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("UNIBACKUP_") or k == "UNIBACKUP_HISTORY_FILE"}
+    stray = ("UNIBACKUP_CONFIG", "UNIBACKUP_TRACE_PLUGINS")  # the throwaway history and cache stay
+    environment = {k: v for k, v in os.environ.items() if k not in stray}
     environment["UNIBACKUP_LOAD_PLUGINS"] = ""
     environment.update(env or {})
     return subprocess.run([sys.executable, "-m", "unibackup", *args], capture_output=True, text=True, cwd=cwd, env=environment)
