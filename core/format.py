@@ -239,7 +239,7 @@ class LineSplitter:
             data = pending + chunk if pending else chunk
             lines = data.split(b"\n")
             pending = lines.pop()
-            if len(pending) > max_line:
+            if len(pending) > max_line or (max_line < len(data) and lines and max(map(len, lines)) > max_line):
                 raise CorruptBackupError(f"a line is longer than {max_line} bytes", hint="raise limits.max_line_bytes")
             if lines:
                 yield lines

@@ -234,11 +234,26 @@ class RestoreResult:
 converter = cattrs.Converter(forbid_extra_keys=False)
 
 
+def _exactly(kind: type, *also: type) -> Any:
+    """A strict structure hook: a backup or record is read as written, never coerced ("3" is no int)."""
+
+    def structure(value: Any, _: Any) -> Any:
+        if type(value) is kind or type(value) in also:
+            return kind(value)
+        raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
+
+    return structure
+
+
+for _kind, _also in ((str, ()), (int, ()), (float, (int,)), (bool, ())):
+    converter.register_structure_hook(_kind, _exactly(_kind, *_also))
+
+
 def to_dict(model: Any) -> dict[str, Any]:
     """Unstructure a model into plain JSON-ready data."""
     return converter.unstructure(model)
 
 
 def from_dict(data: Any, model_type: type) -> Any:
-    """Structure plain data into a model; raises ``cattrs`` errors on a mismatch."""
+    """Structure plain data into a model; raises ``cattrs`` errors on a mismatch (of a value's type too)."""
     return converter.structure(data, model_type)
