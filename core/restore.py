@@ -56,6 +56,11 @@ def run_restore(
             if missing:
                 raise UsageError(f"the backup has no table named {missing[0]!r}")
             selected = tuple(t for t in selected if t.qualified_name in tables or t.name in tables)
+        same_engine_only: list[str] = []
+        if header.source.engine != target_cls.name:
+            # data only its own engine can use (say, the index of a full-text table) does not move
+            same_engine_only = [f"table {t.qualified_name} ({t.options['same_engine_only']})" for t in selected if t.options.get("same_engine_only")]
+            selected = tuple(t for t in selected if not t.options.get("same_engine_only"))
         wanted = {(t.namespace, t.name) for t in selected}
         plan = RestorePlan(schema=header.schema, tables=selected, source_engine=header.source.engine, force=force, allow_lossy=allow_lossy)
         target = target_cls(location, service.config.source.get(target_cls.name, {}))
@@ -70,7 +75,7 @@ def run_restore(
             check_fidelity(plan, target_cls.name)
         resources.track(target, f"{target_cls.name} restore target")
         rows = 0
-        skipped: list[str] = []
+        skipped: list[str] = list(same_engine_only)
         try:
             target.open_restore(plan)
             skipped.extend(target.create_schema(plan))

@@ -213,7 +213,8 @@ class SQLiteSource(Source):
                         continue  # data of a virtual table, rebuilt through it
                     # a contentless FTS index exists only here: its shadow tables are its data
                     table = self._describe_table(name, sql, listed, sequences)
-                    tables.append(attrs.evolve(table, kind="shadow", options={**table.options, "shadow_of": owner}))
+                    options = {**table.options, "shadow_of": owner, "same_engine_only": f"the index of SQLite full-text table {owner!r}"}
+                    tables.append(attrs.evolve(table, kind="shadow", options=options))
                     continue
                 tables.append(self._describe_table(name, sql, listed, sequences))
             elif sql is not None and kind in ("index", "view", "trigger"):
