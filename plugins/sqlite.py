@@ -518,7 +518,10 @@ class SQLiteSource(Source):
 
     def _insert_one(self, table: TableSchema, sql: str, row: list[Any]) -> None:
         if not any(type(value) is RawText for value in row):
-            self.conn.execute(sql, row)
+            try:
+                self.conn.execute(sql, row)
+            except OverflowError:
+                raise SourceError(f"table {table.name!r} holds an integer beyond 64 bits, which SQLite cannot store") from None
             return
         names = ", ".join(column.name if column.hidden == "rowid" else quote(column.name) for column in table.columns)
         marks = ", ".join("CAST(? AS TEXT)" if type(value) is RawText else "?" for value in row)
