@@ -242,11 +242,12 @@ class BackupService:
         """Run the preflight checks of a backup of ``source`` alone, afresh (``unibackup check``)."""
         directory = Path(output_dir if output_dir is not None else self.config.backup.output_dir)
         name = compression or self.config.backup.compression
+        identity = self.resolve_location(source).identity
 
         def body(context: OperationContext, resources: ResourceManager) -> PreflightReport:
             return run_preflight(self, source, directory, name, use_cache=False, on_retry=context.retrying)
 
-        return self._run("check", body)
+        return self._run("check", body, source=identity)
 
     def _prepare_output_dir(self, directory: Path) -> Path:
         if directory.exists() and not directory.is_dir():

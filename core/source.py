@@ -30,7 +30,7 @@ class Location:
     user: str | None = None
     password: str | None = attrs.field(default=None, repr=False)
     database: str | None = None
-    query: dict[str, str] = attrs.field(factory=dict)
+    query: dict[str, str] = attrs.field(factory=dict, repr=lambda query: repr(_without_secrets(query)))
 
     @property
     def identity(self) -> str:
@@ -59,6 +59,10 @@ class Location:
 
 
 SECRET_QUERY_KEYS = frozenset({"password", "passwd", "sslpassword", "secret", "token", "sslkey"})
+
+
+def _without_secrets(query: dict[str, str]) -> dict[str, str]:
+    return {key: ("***" if key.lower() in SECRET_QUERY_KEYS else value) for key, value in query.items()}
 
 
 class BatchSizer(Protocol):
