@@ -40,12 +40,14 @@ delay = 0.015
 
 
 def report(request: pytest.FixtureRequest, line: str) -> None:
-    """Print a ``FAULTS`` line in the test output, whatever the capture mode."""
+    """Print a ``FAULTS`` line in the test output, past the output capture (for the record)."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"FAULTS {line}")
-    else:  # pragma: no cover
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:  # pragma: no cover
         print(f"FAULTS {line}")
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(f"FAULTS {line}")
 
 
 def child_env(**extra: str) -> dict[str, str]:

@@ -43,11 +43,14 @@ CREATE TRIGGER stamp AFTER INSERT ON authors BEGIN UPDATE authors SET born = bor
 
 
 def report(request: pytest.FixtureRequest, line: str) -> None:
+    """Print a ``FAULTS`` line in the test output, past the output capture (for the record)."""
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line(f"FAULTS {line}")
-    else:  # pragma: no cover
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None or capture is None:  # pragma: no cover
         print(f"FAULTS {line}")
+        return
+    with capture.global_and_fixture_disabled():
+        reporter.write_line(f"FAULTS {line}")
 
 
 @pytest.fixture(scope="module")
