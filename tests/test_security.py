@@ -205,6 +205,42 @@ def test_hostile_table_and_column_names_restore_as_literal_names(tmp_path: Path,
     assert contents(target)["rows"]["canary"] == [(1,), (2,)]
 
 
+def _hostile_source(path: Path) -> Path:
+    def q(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    script = "CREATE TABLE canary(x INTEGER PRIMARY KEY); INSERT INTO canary VALUES (1), (2);\n"
+    rows = []
+    for i, name in enumerate(HOSTILE_NAMES):
+        columns = ", ".join(f"{q(c)} TEXT" for c in HOSTILE_NAMES if c != name) + f", {q(name)} INT"
+        script += f"CREATE TABLE {q(name)} ({columns});\n"
+        marks = ", ".join("?" for _ in HOSTILE_NAMES)
+        rows.append((f"INSERT INTO {q(name)} VALUES ({marks})", [tuple(f"{n}; DROP TABLE canary" for n in HOSTILE_NAMES[:-1]) + (i,)]))
+    return make_db(path, script, rows)
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
+def test_hostile_names_restore_as_literal_names_into_a_server(engine: str, tmp_path: Path, service: BackupService) -> None:
+    support = pytest.importorskip("pg_support" if engine == "postgresql" else "mysql_support")
+    backup = service.create_backup(str(_hostile_source(tmp_path / "hostile.db")), tmp_path / "out").path
+    databases = support.Databases()
+    try:
+        name = databases.new("hostile")  # skips without a server (fails under CI)
+        url = support.url_for(name)
+        result = service.restore_backup(backup, url, force=True, allow_lossy=True)
+        assert result.tables == len(HOSTILE_NAMES) + 1
+        if engine == "postgresql":
+            listed = support.run_sql(name, "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+            canary = support.run_sql(name, "SELECT x FROM canary ORDER BY x")
+        else:
+            listed = support.run_sql(None, f"SELECT table_name FROM information_schema.tables WHERE table_schema = '{name}'")
+            canary = support.run_sql(name, "SELECT x FROM canary ORDER BY x")
+        assert sorted(row[0] for row in listed) == sorted([*HOSTILE_NAMES, "canary"])
+        assert [row[0] for row in canary] == [1, 2]
+    finally:
+        databases.drop_all()
+
+
 # -- crafted hostile backups ------------------------------------------------------------------
 
 
