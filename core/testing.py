@@ -9,8 +9,8 @@ environment where unibackup is installed these fixtures are there without a ``co
     under test with ``unibackup_plugin_manager.manager.register(module, name="...")``.
 ``unibackup_config``
     The :class:`~unibackup.config.Config` the service runs with: defaults, with the performance
-    history kept in the test's temporary directory. Override it in a ``conftest.py`` to test
-    other settings.
+    history kept in the test's temporary directory and no preflight cache. Override it in a
+    ``conftest.py`` to test other settings.
 ``unibackup_service``
     A :class:`~unibackup.BackupService` over those two.
 ``sample_sqlite_db``
@@ -160,11 +160,12 @@ def unibackup_plugin_manager() -> "PluginHost":
 
 @pytest.fixture
 def unibackup_config(tmp_path_factory: pytest.TempPathFactory) -> "Config":
-    """Default settings, with the performance history kept out of the user's home."""
-    from .config import Config, MonitoringConfig
+    """Default settings, with the performance history kept out of the user's home and no
+    preflight cache (which would live there too)."""
+    from .config import Config, MonitoringConfig, PreflightConfig
 
     history = tmp_path_factory.mktemp("unibackup-history") / "history.jsonl"
-    return Config(monitoring=MonitoringConfig(history_file=str(history)))
+    return Config(monitoring=MonitoringConfig(history_file=str(history)), preflight=PreflightConfig(cache_seconds=0))
 
 
 @pytest.fixture
