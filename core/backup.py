@@ -145,6 +145,9 @@ _TRANSIENT_FILE_ERRORS = frozenset({errno.EAGAIN, errno.EBUSY, errno.EINTR, errn
 def _publish(temporary: Path, final: Path) -> None:
     """:func:`publish`, with the failures that may pass classified as transient (``retry.write_file``)."""
     try:
+        if final.exists() and temporary.exists() and os.path.samefile(temporary, final):
+            os.unlink(temporary)  # an earlier attempt linked it, then failed to remove the temporary name
+            return
         publish(temporary, final)
     except OSError as error:
         if error.errno in _TRANSIENT_FILE_ERRORS:
