@@ -45,6 +45,35 @@ def _lenient_text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+def _check_constraints(sql: str) -> list[str]:
+    """The expressions of the CHECK constraints in a CREATE TABLE (SQLite syntax, as written)."""
+    checks = []
+    upper = sql.upper()
+    position = 0
+    while True:
+        match = re.search(r"\bCHECK\s*\(", upper[position:])
+        if match is None:
+            return checks
+        start = position + match.end()
+        depth, index, quote_char = 1, start, None
+        while index < len(sql) and depth:
+            char = sql[index]
+            if quote_char:
+                if char == quote_char:
+                    quote_char = None
+            elif char in "'\"`[":
+                quote_char = "]" if char == "[" else char
+            elif char == "(":
+                depth += 1
+            elif char == ")":
+                depth -= 1
+            index += 1
+        if depth:
+            return checks
+        checks.append(sql[start : index - 1].strip())
+        position = index
+
+
 def quote(name: str) -> str:
     """An identifier quoted for SQLite, whatever characters it holds."""
     return '"' + name.replace('"', '""') + '"'
@@ -294,6 +323,8 @@ class SQLiteSource(Source):
                 )
                 options["rebuild"] = content != ""
                 options["shadow_data"] = content == ""
+        if not virtual:
+            options.update(self._constraints(name))
         row_estimate = self._row_estimate(name, without_rowid or virtual or alias is None, alias or "rowid") if has_data else 0
         return TableSchema(
             name=name,
@@ -305,6 +336,37 @@ class SQLiteSource(Source):
             generated_columns=tuple(generated),
             options=options,
         )
+
+    def _constraints(self, name: str) -> dict[str, Any]:
+        """Foreign keys, UNIQUE constraints and CHECKs of a table as portable data, for restores
+        into other engines (a SQLite restore runs the table's own DDL instead)."""
+        conn = self.conn
+        found: dict[str, Any] = {}
+        foreign: dict[int, dict[str, Any]] = {}
+        for row in conn.execute(f"PRAGMA main.foreign_key_list({quote(name)})"):
+            key_id, _seq, referenced, column, referenced_column, on_update, on_delete, _match = row
+            entry = foreign.setdefault(key_id, {
+                "columns": [], "referenced_table": referenced, "referenced_columns": [],
+                "on_update": on_update, "on_delete": on_delete,
+            })
+            entry["columns"].append(column)
+            entry["referenced_columns"].append(referenced_column)  # None: the referenced table's primary key
+        if foreign:
+            found["foreign_keys"] = [foreign[key] for key in sorted(foreign)]
+        unique = []
+        for _seq, index_name, is_unique, origin, _partial in conn.execute(f"PRAGMA main.index_list({quote(name)})"):
+            if is_unique and origin == "u":
+                unique.append([row[2] for row in conn.execute(f"PRAGMA main.index_info({quote(index_name)})")])
+        if unique:
+            found["unique"] = unique
+        checks = _check_constraints(self._table_sql(name))
+        if checks:
+            found["checks"] = checks
+        return found
+
+    def _table_sql(self, name: str) -> str:
+        row = self.conn.execute("SELECT sql FROM main.sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone()
+        return row[0] if row else ""
 
     def _row_estimate(self, name: str, count_rows: bool, rowid: str = "rowid") -> int | None:
         """A cheap estimate: the rowid span for rowid tables (``rowid``: a name of the rowid that
