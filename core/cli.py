@@ -202,7 +202,7 @@ def restore(state: CliState, backup_file: str, target: str, tables: tuple[str, .
 
 def _print_fidelity_report(plan: Any) -> None:
     """The cross-engine report, on stderr, before anything is written."""
-    click.echo(f"fidelity report ({plan.source_engine} -> target):", err=True)
+    click.echo(f"fidelity report ({plan.source_engine} -> {plan.target_engine}):", err=True)
     width = max((len(f"{m.table}.{m.column}") for m in plan.mappings), default=10)
     for m in plan.mappings:
         note = f"  {m.note}" if m.note else ""

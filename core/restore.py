@@ -62,7 +62,7 @@ def run_restore(
             same_engine_only = [f"table {t.qualified_name} ({t.options['same_engine_only']})" for t in selected if t.options.get("same_engine_only")]
             selected = tuple(t for t in selected if not t.options.get("same_engine_only"))
         wanted = {(t.namespace, t.name) for t in selected}
-        plan = RestorePlan(schema=header.schema, tables=selected, source_engine=header.source.engine, force=force, allow_lossy=allow_lossy)
+        plan = RestorePlan(schema=header.schema, tables=selected, source_engine=header.source.engine, force=force, allow_lossy=allow_lossy, target_engine=target_cls.name)
         target = target_cls(location, service.config.source.get(target_cls.name, {}))
         if plan.source_engine != target_cls.name:
             if plan.source_engine not in hooks.sources:

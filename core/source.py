@@ -81,6 +81,7 @@ class RestorePlan:
     force: bool = False
     allow_lossy: bool = False
     mappings: tuple[ColumnMapping, ...] = ()  # cross-engine only: from ``map_columns``
+    target_engine: str = ""
 
 
 class Source(abc.ABC):

@@ -45,6 +45,25 @@ def _lenient_text(data: bytes) -> str:
     return data.decode("utf-8", "surrogateescape")
 
 
+_IDENTIFIER = re.compile(r"'(?:[^']|'')*'|\"((?:[^\"]|\"\")*)\"|\[([^\]]*)\]|`((?:[^`]|``)*)`|([A-Za-z_][A-Za-z0-9_$]*)")
+
+
+def _referenced_names(sql: str) -> set[str]:
+    """Every identifier in a statement (lower case), string literals left out."""
+    names = set()
+    for match in _IDENTIFIER.finditer(sql):
+        double, bracket, backtick, bare = match.groups()
+        if double is not None:
+            names.add(double.replace('""', '"').lower())
+        elif bracket is not None:
+            names.add(bracket.lower())
+        elif backtick is not None:
+            names.add(backtick.replace("``", "`").lower())
+        elif bare is not None:
+            names.add(bare.lower())
+    return names
+
+
 def _check_constraints(sql: str) -> list[str]:
     """The expressions of the CHECK constraints in a CREATE TABLE (SQLite syntax, as written)."""
     checks = []
@@ -484,7 +503,7 @@ class SQLiteSource(Source):
                 self.conn.execute(portable.create_table_sql(table, by_column))
             except sqlite3.Error as error:
                 raise _translate(error, f"creating table {table.qualified_name!r}", self.path) from None
-            self._converters[(table.namespace, table.name)] = portable.converters_for(table)
+            self._converters[(table.namespace, table.name)] = portable.converters_for(table, plan.allow_lossy)
         return []
 
     def open_restore(self, plan: RestorePlan) -> None:
@@ -497,6 +516,8 @@ class SQLiteSource(Source):
             if not plan.force:
                 raise UsageError(f"the target {self.path!r} exists and is not empty", hint="use --force to replace it after a successful restore")
             self._replace = True
+        elif os.path.exists(self.path):
+            self._replace = True  # an empty file or an empty database: nothing to lose
         name = os.path.basename(self.path)
         remove_leftovers(Path(directory), _is_restore_leftover, final_name=name)  # of restores that were killed
         self._temporary = Path(directory) / f".{name}.unibackup-{os.getpid()}-{secrets.token_hex(4)}.tmp"
@@ -560,7 +581,10 @@ class SQLiteSource(Source):
         conn = self.conn
         converters = self._converters.get((table.namespace, table.name))
         if converters is not None:
-            rows = portable.convert_rows(rows, converters)
+            try:
+                rows = portable.convert_rows(rows, converters)
+            except portable.NotStorable as error:
+                raise UsageError(str(error)) from None
         sql = self._insert_sql(table)
         try:
             conn.execute("SAVEPOINT batch")
@@ -611,12 +635,20 @@ class SQLiteSource(Source):
             skipped = []
             # views before triggers: an INSTEAD OF trigger is defined on a view
             views = {obj.name for obj in plan.schema.objects if obj.kind == "view"}
+            missing = {t.name.lower() for t in plan.schema.tables} - {name.lower() for name in selected}
             for kind in ("index", "view", "trigger"):
                 for obj in plan.schema.objects:
                     if obj.kind != kind or not obj.sql:
                         continue
                     if kind != "view" and obj.table not in selected and obj.table not in views:
                         skipped.append(f"{kind} {obj.name} (its table was not restored)")
+                        continue
+                    uses = sorted(_referenced_names(obj.sql) & missing) if missing and kind != "index" else []
+                    if uses:
+                        # a partial restore: this object would fail as soon as it is used
+                        skipped.append(f"{kind} {obj.name} (it uses {uses[0]!r}, which was not restored)")
+                        if kind == "view":
+                            missing.add(obj.name.lower())
                         continue
                     conn.execute(obj.sql)
             settings = plan.schema.settings

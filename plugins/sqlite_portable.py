@@ -24,7 +24,7 @@ _INT64_MIN = -(2**63)
 #: logical type -> (SQLite declared type, fidelity, note)
 _MAPPING: dict[str, tuple[str, str, str]] = {
     "integer": ("INTEGER", "exact", ""),
-    "float": ("REAL", "exact", ""),
+    "float": ("REAL", "exact", "NaN, which SQLite cannot store, is refused (NULL with --allow-lossy)"),
     "decimal": ("NUMERIC", "approximated", "stored as INTEGER or REAL (binary floating point, about 15 significant digits)"),
     "boolean": ("BOOLEAN", "exact", "stored as 0/1"),
     "text": ("TEXT", "exact", ""),
@@ -64,7 +64,8 @@ def map_column(table: TableSchema, column: ColumnSchema) -> ColumnMapping:
     """How one column of another engine lands in SQLite."""
     target, fidelity, note = _MAPPING.get(column.logical_type, ("TEXT", "approximated", "unknown logical type, kept as text"))
     if column.logical_type == "integer" and _is_unsigned_64(column):
-        fidelity, note = "approximated", "values above 2^63-1 are stored as text"
+        # no affinity: an INTEGER column would turn the text of a large value into a REAL
+        target, fidelity, note = "", "approximated", "values above 2^63-1 are stored as text"
     if column.logical_type == "decimal":
         scale = column.options.get("scale")
         precision = column.options.get("precision")
@@ -99,6 +100,19 @@ def create_table_sql(table: TableSchema, mappings: dict[str, ColumnMapping]) -> 
     return f"CREATE TABLE {quote(sqlite_table_name(table))} (\n  " + ",\n  ".join(parts) + "\n)"
 
 
+def duration_text(value: datetime.timedelta) -> str:
+    """``[-]H:MM:SS[.ffffff]`` with as many hours as it takes (MySQL's TIME notation, which
+    PostgreSQL reads as an interval too), rather than Python's "-2 days, 22:59:59"."""
+    total = value.days * 86_400_000_000 + value.seconds * 1_000_000 + value.microseconds
+    sign = "-" if total < 0 else ""
+    total = abs(total)
+    seconds, micro = divmod(total, 1_000_000)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    fraction = f".{micro:06d}" if micro else ""
+    return f"{sign}{hours}:{minutes:02d}:{seconds:02d}{fraction}"
+
+
 def _to_text(value: Any) -> Any:
     if value is None or type(value) in (str, RawText):
         return value
@@ -109,7 +123,7 @@ def _to_text(value: Any) -> Any:
     if isinstance(value, (uuid.UUID, decimal.Decimal, int, float)):
         return str(value)
     if isinstance(value, datetime.timedelta):
-        return str(value)
+        return duration_text(value)
     if isinstance(value, Tagged):
         payload = value.payload
         return payload if isinstance(payload, str) else orjson.dumps(payload).decode()
@@ -172,9 +186,27 @@ _CONVERTERS: dict[str, Callable[[Any], Any] | None] = {
 }
 
 
-def converters_for(table: TableSchema) -> list[Callable[[Any], Any] | None]:
+class NotStorable(Exception):
+    """A value SQLite cannot hold, met in a restore that may not approximate."""
+
+
+def _float_converter(table: TableSchema, column: ColumnSchema, allow_lossy: bool) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if value != value:  # NaN: SQLite stores it as NULL
+            if allow_lossy:
+                return None
+            raise NotStorable(f"{table.qualified_name}.{column.name} holds NaN, which SQLite cannot store (add --allow-lossy to store NULL)")
+        return value
+
+    return convert
+
+
+def converters_for(table: TableSchema, allow_lossy: bool = False) -> list[Callable[[Any], Any] | None]:
     """One converter per column (None where the decoded value binds as it is)."""
-    return [_CONVERTERS.get(column.logical_type, _to_text) for column in table.columns]
+    return [
+        _float_converter(table, column, allow_lossy) if column.logical_type == "float" else _CONVERTERS.get(column.logical_type, _to_text)
+        for column in table.columns
+    ]
 
 
 def convert_rows(rows: list[list[Any]], converters: list[Callable[[Any], Any] | None]) -> list[list[Any]]:
