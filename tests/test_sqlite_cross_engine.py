@@ -108,3 +108,45 @@ def test_restores_values_with_allow_lossy(tmp_path):
     )
     assert conn.execute("SELECT * FROM people WHERE id = 2").fetchone() == (2, None, 0, None, None, None, None, None, None, None)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def _one_column_backup(path, column, values, engine="postgresql"):
+    table = TableSchema(name="t", namespace="public", columns=(column,), create_sql="CREATE TABLE public.t (...)")
+    header = BackupHeader(
+        created_at="2026-01-01T00:00:00Z",
+        tool_version="test",
+        source=SourceInfo(engine, f"{engine}://db.example/x", ""),
+        options=BackupOptions(compression="none"),
+        compressor=PluginRef("compressor", "none"),
+        schema=DatabaseSchema(engine=engine, tables=(table,)),
+    )
+    with open(path, "wb") as handle:
+        writer = BackupWriter(handle)
+        writer.write_header(header)
+        writer.begin_table(table)
+        writer.write_rows(encode_batch([(value,) for value in values]))
+        writer.end_table()
+        writer.write_trailer()
+
+
+def test_nan_is_refused_unless_lossy(tmp_path):
+    backup = tmp_path / "nan.ubk.jsonl"
+    _one_column_backup(backup, ColumnSchema("x", "double precision", "float"), [1.5, float("nan")])
+    with pytest.raises(UsageError) as error:
+        BackupService().restore_backup(backup, str(tmp_path / "a.db"))
+    assert "NaN" in error.value.user_line()
+    assert not (tmp_path / "a.db").exists()
+    BackupService().restore_backup(backup, str(tmp_path / "b.db"), allow_lossy=True)
+    assert sqlite3.connect(tmp_path / "b.db").execute("SELECT x FROM t ORDER BY rowid").fetchall() == [(1.5,), (None,)]
+
+
+def test_durations_and_unsigned_64_bit_integers(tmp_path):
+    backup = tmp_path / "time.ubk.jsonl"
+    _one_column_backup(backup, ColumnSchema("d", "time", "interval"), [datetime.timedelta(hours=-25, seconds=-1)], engine="mysql")
+    BackupService().restore_backup(backup, str(tmp_path / "t.db"), allow_lossy=True)
+    assert sqlite3.connect(tmp_path / "t.db").execute("SELECT d FROM t").fetchone() == ("-25:00:01",)
+    backup = tmp_path / "big.ubk.jsonl"
+    _one_column_backup(backup, ColumnSchema("n", "bigint unsigned", "integer"), [2**64 - 1, 7], engine="mysql")
+    BackupService().restore_backup(backup, str(tmp_path / "n.db"), allow_lossy=True)
+    rows = sqlite3.connect(tmp_path / "n.db").execute("SELECT n, typeof(n) FROM t ORDER BY rowid").fetchall()
+    assert rows == [("18446744073709551615", "text"), (7, "integer")]

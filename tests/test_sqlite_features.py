@@ -400,3 +400,57 @@ def test_a_usage_error_is_reported_without_reading_the_whole_backup(service, mak
     with pytest.raises(UsageError) as raised:
         service.restore_backup(damaged, str(target))
     assert "--force" in raised.value.user_line()
+
+
+def test_restore_into_an_existing_empty_database(tmp_path):
+    from unibackup import BackupService
+
+    source = tmp_path / "s.db"
+    conn = sqlite3.connect(source)
+    conn.execute("CREATE TABLE t (a)")
+    conn.execute("INSERT INTO t VALUES (1)")
+    conn.commit()
+    conn.close()
+    service = BackupService()
+    backup = service.create_backup(str(source), tmp_path / "out").path
+    target = tmp_path / "empty.db"
+    empty = sqlite3.connect(target)
+    empty.execute("CREATE TABLE x (y)")
+    empty.execute("DROP TABLE x")
+    empty.close()
+    assert target.stat().st_size > 0
+    service.restore_backup(backup, str(target))
+    assert sqlite3.connect(target).execute("SELECT a FROM t").fetchall() == [(1,)]
+
+
+def test_partial_restore_skips_views_and_triggers_that_use_tables_left_out(tmp_path):
+    from unibackup import BackupService
+
+    source = tmp_path / "s.db"
+    conn = sqlite3.connect(source)
+    conn.executescript(
+        """
+        CREATE TABLE a (id INTEGER PRIMARY KEY, v TEXT);
+        CREATE TABLE "b log" (id INTEGER PRIMARY KEY, note TEXT);
+        CREATE VIEW a_only AS SELECT v FROM a;
+        CREATE VIEW both_ AS SELECT a.v, l.note FROM a JOIN "b log" l ON l.id = a.id;
+        CREATE VIEW on_both AS SELECT * FROM both_;
+        CREATE TRIGGER a_logged AFTER UPDATE ON a BEGIN INSERT INTO [b log] (note) VALUES (new.v); END;
+        CREATE TRIGGER a_plain AFTER UPDATE ON a BEGIN SELECT 'b log'; END;
+        INSERT INTO a (v) VALUES ('x');
+        """
+    )
+    conn.commit()
+    conn.close()
+    service = BackupService()
+    backup = service.create_backup(str(source), tmp_path / "out").path
+    target = tmp_path / "partial.db"
+    result = service.restore_backup(backup, str(target), tables=("a",))
+    names = {row[0] for row in sqlite3.connect(target).execute("SELECT name FROM sqlite_master WHERE type IN ('view', 'trigger')")}
+    assert names == {"a_only", "a_plain"}
+    assert any("both_" in s and "b log" in s for s in result.skipped)
+    assert any("on_both" in s for s in result.skipped)
+    assert any("a_logged" in s for s in result.skipped)
+    restored = sqlite3.connect(target)
+    restored.execute("UPDATE a SET v = 'y'")  # the trigger left in place works
+    assert restored.execute("SELECT * FROM a_only").fetchall() == [("y",)]
