@@ -87,6 +87,10 @@ class SealingWriter:
         return self._hash.digest()
 
 
+class UnrecognisedFileError(CorruptBackupError):
+    """No loaded compressor or format migrator recognises the file."""
+
+
 class _CountingReader(io.RawIOBase):
     """Counts the compressed bytes read (for the decompression-ratio limit) and digests all but
     the last ``seal_size`` bytes of the file, which are kept apart to be compared with the seal."""
@@ -278,7 +282,7 @@ def open_backup(
         counting = _CountingReader(raw, size, seal_length(compressor_cls) if compressor_cls is not None else 0)
         if compressor_cls is None:
             if head.lstrip()[:1] not in (b"{", b"[") and not looks_plain(head):  # a migrator's own layout
-                raise CorruptBackupError(f"{path.name!r} is neither a unibackup file nor compressed by a known compressor")
+                raise UnrecognisedFileError(f"{path.name!r} is neither a unibackup file nor compressed by a known compressor")
             stream: BinaryIO = counting  # type: ignore[assignment]
         else:
             stream = compressor_cls().open_reader(counting)  # type: ignore[arg-type]

@@ -81,7 +81,7 @@ class PluginHost:
         return {
             status.name: f"plugin {status.name!r} {status.status}" + (f": {status.reason}" if status.reason else "")
             for status in self.statuses
-            if status.status in ("failed", "blocked")
+            if status.status in ("failed", "blocked", "skipped")
         }
 
 

@@ -19,10 +19,10 @@ from . import __version__
 from .backup import run_backup
 from .cancellation import cancel_on_signals
 from .config import Config
-from .errors import UnibackupError, UsageError
+from .errors import PluginError, UnibackupError, UsageError
 from .estimate import sample_source
 from .events import EventListener
-from .files import OpenedBackup, backup_file_name, is_backup_name, open_backup
+from .files import UnrecognisedFileError, OpenedBackup, backup_file_name, is_backup_name, open_backup
 from .format import BackupReader, ReadLimits
 from .hooks import Hooks
 from .locations import parse_location
@@ -107,6 +107,7 @@ class BackupService:
         self.hooks = Hooks(host)
         self.version = __version__
         self._extra_listeners = listeners or []
+        self._depth = 0  # operations running now; more than one: nested
         self.interactive = interactive
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -136,8 +137,16 @@ class BackupService:
         """Open a backup for reading, whatever its compression and format version."""
         compressors = [entry.implementation for entry in self.hooks.compressors]
         migrators = [entry.implementation for entry in self.hooks.migrators]
-        with open_backup(path, compressors, migrators, self.read_limits()) as opened:
-            yield opened
+        try:
+            with open_backup(path, compressors, migrators, self.read_limits()) as opened:
+                yield opened
+        except UnrecognisedFileError as error:
+            missing = self.host.unavailable()
+            if not missing:
+                raise
+            raise PluginError(
+                f"{error.message}; it may need a plugin that is not loaded", hint="; ".join(missing.values())
+            ) from None
 
     def batching_settings(self) -> dict[str, Any]:
         return attrs.asdict(self.config.batching)
@@ -166,25 +175,34 @@ class BackupService:
         return self._run(kind, body, source=source, target=target)
 
     def _run(self, kind: str, body: Callable[[OperationContext, ResourceManager], T], *, source: str | None = None, target: str | None = None) -> T:
-        """Run ``body`` as one operation: context, events, resources, cancellation, classified errors."""
-        context = OperationContext(kind=kind, source=source, target=target, listeners=self._listeners())
+        """Run ``body`` as one operation: context, events, resources, cancellation, classified errors.
+
+        An operation run inside another (the trial restore of a deep verify) is part of it: it
+        gets no listeners of its own, so it shows no progress and leaves no history of its own.
+        """
+        nested = self._depth > 0
+        context = OperationContext(kind=kind, source=source, target=target, listeners=[] if nested else self._listeners())
         resources = ResourceManager()
-        with cancel_on_signals(kind):
-            try:
-                context.start()
-                result = body(context, resources)
-            except (Exception, KeyboardInterrupt) as error:
-                resources.cleanup()
-                classified = classify(error)
-                context.fail(classified)
-                if classified is error:
-                    raise
-                raise classified from error
-            leaks = resources.cleanup()
-            for leak in leaks:
-                context.emit("warning", message=f"resource leak: {leak}")
-            context.finish(result=result)
-            return result
+        self._depth += 1
+        try:
+            with cancel_on_signals(kind):
+                try:
+                    context.start()
+                    result = body(context, resources)
+                except (Exception, KeyboardInterrupt) as error:
+                    resources.cleanup()
+                    classified = classify(error)
+                    context.fail(classified)
+                    if classified is error:
+                        raise
+                    raise classified from error
+                leaks = resources.cleanup()
+                for leak in leaks:
+                    context.emit("warning", message=f"resource leak: {leak}")
+                context.finish(result=result)
+                return result
+        finally:
+            self._depth -= 1
 
     # -- operations ----------------------------------------------------------------------------
     def create_backup(

@@ -24,6 +24,17 @@ def sample_databases() -> list[Path]:
     return sorted(p for p in SAMPLE_DATA_DIR.rglob("*") if p.is_file() and p.suffix.lower() in SAMPLE_SUFFIXES)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Module- and session-scoped fixtures run before the autouse fixtures below: give the whole
+    run a private history file and cache first, so that no test ever writes into the user's."""
+    import os
+    import tempfile
+
+    private = Path(tempfile.mkdtemp(prefix="unibackup-tests-"))
+    os.environ["UNIBACKUP_HISTORY_FILE"] = str(private / "history.jsonl")
+    os.environ["UNIBACKUP_CACHE_DIR"] = str(private / "cache")
+
+
 @pytest.fixture(autouse=True)
 def _private_history(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test (and every ``unibackup`` it runs) records its history in a throwaway file."""
