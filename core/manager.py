@@ -76,12 +76,12 @@ class PluginHost:
                 return status
         return None
 
-    def unavailable(self) -> dict[str, str]:
+    def unavailable(self, statuses: tuple[str, ...] = ("failed", "blocked", "skipped")) -> dict[str, str]:
         """Plugin names that are not loaded, with why (for 'unknown name' errors)."""
         return {
             status.name: f"plugin {status.name!r} {status.status}" + (f": {status.reason}" if status.reason else "")
             for status in self.statuses
-            if status.status in ("failed", "blocked", "skipped")
+            if status.status in statuses
         }
 
 

@@ -141,7 +141,7 @@ class BackupService:
             with open_backup(path, compressors, migrators, self.read_limits()) as opened:
                 yield opened
         except UnrecognisedFileError as error:
-            missing = self.host.unavailable()
+            missing = self.host.unavailable(("failed", "blocked"))  # not those left out on purpose
             if not missing:
                 raise
             raise PluginError(
