@@ -176,6 +176,7 @@ def run_backup(
     except ValueError as error:
         raise UsageError(str(error)) from None
     strategy_cls = hooks.batching_strategies.get(options.batching)
+    source_settings = service.source_settings(source_cls)
     context.source = location.identity
 
     connect_retry = ExponentialBackoff.from_config(config.retry.connect, "retry.connect")
@@ -185,7 +186,7 @@ def run_backup(
     on_retry = context.retrying
 
     def attempt() -> BackupResult:
-        source = source_cls(location, config.source.get(source_cls.name, {}))
+        source = source_cls(location, source_settings)
         resources.track(source, f"{source_cls.name} connection")
         try:
             connect_retry.call(source.open_snapshot, operation="connect", on_retry=on_retry)

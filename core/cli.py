@@ -75,7 +75,9 @@ def _set_password_file(state: "CliState", path: str | None) -> None:
     service = state.service()
     settings = dict(service.config.source)
     for entry in service.hooks.sources:
-        settings[entry.name] = {**settings.get(entry.name, {}), "password_file": path}
+        settings_type = getattr(entry.implementation, "settings_type", None)
+        if settings_type is None or "password_file" in attrs.fields_dict(settings_type):
+            settings[entry.name] = {**settings.get(entry.name, {}), "password_file": path}
     service.config = attrs.evolve(service.config, source=settings)
 
 

@@ -180,6 +180,23 @@ def parse_config(data: dict[str, Any], path: str | None = None) -> Config:
     return attrs.evolve(config, path=path)
 
 
+def plugin_settings(config: Config, section: str, name: str, settings_type: type | None) -> dict[str, Any]:
+    """A plugin's table of the configuration (``[source.<name>]``), checked against the attrs
+    class the plugin declares: an unknown key or a wrong value is a :class:`ConfigError` naming
+    ``source.<name>.<key>``. Returns the settings with the declared defaults filled in; a plugin
+    that declares no class gets its table as it is."""
+    table = getattr(config, section).get(name, {})
+    if settings_type is None:
+        return dict(table)
+    try:
+        structured = _converter.structure(table, settings_type)
+    except Exception as error:
+        where = f" in {config.path}" if config.path else ""
+        message = _first_message(error)
+        raise ConfigError(f"bad configuration{where}: {section}.{name}.{message}" if not message.startswith("(") else f"bad configuration{where}: {section}.{name}: {message}") from None
+    return attrs.asdict(structured)
+
+
 def find_config_file(explicit: str | None) -> Path | None:
     """``--config``, then ``UNIBACKUP_CONFIG``, then ``./unibackup.toml``."""
     if explicit:

@@ -286,7 +286,7 @@ def run_preflight(
             CheckResult(HEALTH, True, f"passed {age:.0f} s ago", cached=True),
         ]
     else:
-        source = source_cls(location, service.config.source.get(source_cls.name, {}))
+        source = source_cls(location, service.source_settings(source_cls))
         retry = ExponentialBackoff.from_config(service.config.retry.connect, "retry.connect")
         try:
             opened, health, size, estimate = _probe_source(source, compressor_cls, retry, on_retry)

@@ -63,7 +63,7 @@ def run_restore(
             selected = tuple(t for t in selected if not t.options.get("same_engine_only"))
         wanted = {(t.namespace, t.name) for t in selected}
         plan = RestorePlan(schema=header.schema, tables=selected, source_engine=header.source.engine, force=force, allow_lossy=allow_lossy, target_engine=target_cls.name)
-        target = target_cls(location, service.config.source.get(target_cls.name, {}))
+        target = target_cls(location, service.source_settings(target_cls))
         if plan.source_engine != target_cls.name:
             if plan.source_engine not in hooks.sources:
                 # an engine unknown here: a damaged header is likelier than a plugin not installed

@@ -18,8 +18,8 @@ import attrs
 from . import __version__
 from .backup import run_backup
 from .cancellation import cancel_on_signals
-from .config import Config
-from .errors import PluginError, UnibackupError, UsageError
+from .config import Config, plugin_settings
+from .errors import ConfigError, PluginError, UnibackupError, UsageError
 from .estimate import sample_source
 from .events import EventListener
 from .files import UnrecognisedFileError, OpenedBackup, backup_file_name, is_backup_name, open_backup
@@ -127,6 +127,19 @@ class BackupService:
         else:
             scheme = self.hooks.source_for(location).schemes[0]
         return attrs.evolve(location, scheme=scheme, path=os.path.abspath(path))
+
+    def source_settings(self, source_cls: type) -> dict[str, Any]:
+        """``[source.<name>]`` for ``source_cls``, checked (see :func:`~unibackup.config.plugin_settings`).
+
+        A ``[source.X]`` table for an engine no plugin provides is an error too: a misspelt
+        engine name must not pass silently.
+        """
+        known = set(self.hooks.sources.names())
+        unknown = sorted(set(self.config.source) - known)
+        if unknown:
+            where = f" in {self.config.path}" if self.config.path else ""
+            raise ConfigError(f"bad configuration{where}: source.{unknown[0]}: no source plugin is named {unknown[0]!r}", hint=f"known: {', '.join(sorted(known))}")
+        return plugin_settings(self.config, "source", source_cls.name, getattr(source_cls, "settings_type", None))
 
     def read_limits(self) -> ReadLimits:
         limits = self.config.limits
@@ -365,7 +378,7 @@ class BackupService:
         """Rows, and the backup's size with each compressor, measured on a sample of every table."""
         location = self.resolve_location(source)
         source_cls = self.hooks.source_for(location)
-        reader = source_cls(location, self.config.source.get(source_cls.name, {}))
+        reader = source_cls(location, self.source_settings(source_cls))
         try:
             reader.open_snapshot()
             schema = reader.describe()

@@ -94,6 +94,9 @@ class Source(abc.ABC):
     name: ClassVar[str]
     schemes: ClassVar[tuple[str, ...]] = ()
     version: ClassVar[str] = ""
+    #: an attrs class of the settings the source takes from ``[source.<name>]``: the core checks
+    #: the table against it (unknown keys and wrong values name their key) and fills in defaults
+    settings_type: ClassVar[type | None] = None
 
     def __init__(self, location: Location, settings: dict[str, Any] | None = None):
         self.location = location

@@ -179,12 +179,20 @@ def _is_restore_leftover(path: Path) -> bool:
     return head == SQLITE_MAGIC or not head.strip(b"\0")
 
 
+@attrs.frozen
+class SQLiteSettings:
+    """``[source.sqlite]``."""
+
+    busy_timeout: float = attrs.field(default=1.0, validator=attrs.validators.ge(0))  # seconds SQLite waits on a lock
+
+
 class SQLiteSource(Source):
     """SQLite files: source (``sqlite:///path`` or a bare path) and restore target."""
 
     name = "sqlite"
     schemes = ("sqlite",)
     version = sqlite3.sqlite_version
+    settings_type = SQLiteSettings
 
     def __init__(self, location: Any, settings: dict[str, Any] | None = None):
         super().__init__(location, settings)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import sqlite3
+
 import pytest
 
 from unibackup.config import CONFIG_ENV, Config, find_config_file, load_config, parse_config
@@ -112,3 +114,26 @@ def test_bad_keys_and_values_name_the_key_path(data: dict, expected: str) -> Non
     line = raised.value.user_line()
     assert expected in line and "unibackup.toml" in line and "\n" not in line
     assert raised.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ('[source.sqlite]\nbusy_timeout = "x"\n', "source.sqlite.busy_timeout"),
+        ("[source.sqlite]\nnope = 1\n", "source.sqlite.nope: unknown key"),
+        ("[source.nosuchengine]\nx = 1\n", "source.nosuchengine: no source plugin is named"),
+    ],
+)
+def test_source_settings_are_checked_against_the_plugin(tmp_path, table, message):
+    from unibackup import BackupService
+    from unibackup.config import load_config
+    from unibackup.errors import ConfigError
+
+    path = tmp_path / "unibackup.toml"
+    path.write_text(table)
+    database = tmp_path / "s.db"
+    sqlite3.connect(database).execute("CREATE TABLE t (a)").connection.close()
+    with pytest.raises(ConfigError) as error:
+        BackupService(load_config(str(path))).create_backup(str(database), tmp_path / "out")
+    assert message in error.value.user_line()
+    assert error.value.exit_code == 2
