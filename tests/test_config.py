@@ -3,9 +3,8 @@ the key path."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import sqlite3
+from pathlib import Path
 
 import pytest
 
