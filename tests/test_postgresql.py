@@ -159,11 +159,11 @@ TYPE_ROWS = [
         'a fat:2 cat:1,3', 'fat & !rat', B'10101', B'1', -92233720368547758.08, '[1,5)', '[2020-01-01 00:00+00,infinity)', '(,)',
         '{[1,3), [7,9)}', '(1.5,-2)', '<a x="1">text &amp; more</a>', '(1,"x, y")', 4294967295)""",
     # ordinary values
-    """(n, n_scaled, i2, i4, i8, f4, f8, b, t, vc, ch, by, d, ts, tstz, tm, tmtz, iv, u, j, jb, ia, ta, fa, e, dom, m, r)
+    """(n, n_scaled, i2, i4, i8, f4, f8, b, t, vc, ch, by, d, ts, tstz, tm, tmtz, iv, u, j, jb, ia, ta, fa, e, ea, dom, m, r)
     VALUES (-0.000000000000000000000000000001, -1.5, 0, 0, 9223372036854775807, '-0', '-0', false, '', '', 'abcdef', '',
         '2024-02-29', '2024-02-29 12:34:56.123456', '1999-12-31 23:59:59.999999+05:30', '00:00', '12:00+00',
         '1 year 2 mons 3 days 04:05:06.000001', '00000000-0000-0000-0000-000000000000', '[]', 'null', '{}', '{}', '{1e308,-1.5}',
-        'sad', 12345678.99, 0, 'empty')""",
+        'sad', '{}', 12345678.99, 0, 'empty')""",
     # BC dates and years past 9999
     """(d, ts, tstz, f4, f8, ia, ta) VALUES ('4713-01-01 BC', '0001-01-01 00:00:00 BC', '10000-01-01 00:00+00', 3.4028235e38, 5e-324,
         '[0:2]={1,2,3}', '{{a,b},{c,NULL}}')""",
@@ -223,6 +223,9 @@ def test_values_are_tagged_for_other_readers(types_db: str, tmp_path: Path) -> N
     assert edge["j"] == JsonText('{"b": 1,   "a": [1, 2.50], "b": 3}')
     assert edge["ta"] == ["a,b", 'c"d', None, "NULL", ""]
     assert edge["ia"] == "{{1,NULL},{3,4}}"  # more than one dimension: the server's text
+    # an empty array is an empty list for every reader, whatever its element type (not the text "{}")
+    assert ordinary["ia"] == [] and ordinary["ta"] == [] and ordinary["ea"] == []
+    assert edge["ea"] == "{sad,ok}"  # an enum element has no portable form: the server's text
     assert old["ia"] == "[0:2]={1,2,3}"
     assert edge["m"] == decimal.Decimal("-92233720368547758.08")
     assert edge["iv"] == "-178000000 years" and edge["r"] == "[1,5)" and edge["e"] == "happy 'quoted'"

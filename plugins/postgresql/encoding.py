@@ -92,14 +92,17 @@ def json_expression(column_sql: str, base_type: str, element_type: str | None = 
     with domains resolved; ``element_type`` the element ``typname`` of an array type.
     """
     if element_type is not None:
+        # An empty array (of any element type) has no dimensions and no element to misread: an
+        # empty list, so that every reader sees a list and not PostgreSQL's text "{}".
+        x = column_sql
+        empty = f"WHEN pg_catalog.cardinality({x}) = 0 THEN '{{\"$array\":[]}}'"
         if element_type in PLAIN_ARRAY_ELEMENTS:
-            x = column_sql
             expression = (
-                f"CASE WHEN array_ndims({x}) = 1 AND array_lower({x}, 1) = 1 "
+                f"CASE {empty} WHEN array_ndims({x}) = 1 AND array_lower({x}, 1) = 1 "
                 f"THEN '{{\"$array\":' || to_json({x})::text || '}}' ELSE to_json({x}::text)::text END"
             )
         else:
-            expression = _TEXT.format(x=column_sql)
+            expression = f"CASE {empty} ELSE {_TEXT.format(x=x)} END"
     else:
         expression = _EXPRESSIONS.get(base_type, _TEXT).format(x=column_sql)
     return f"coalesce({expression}, 'null')"
