@@ -249,3 +249,20 @@ def test_failed_restore_drops_the_database_it_created(pagila: str, databases: Da
     result = cli("restore", str(damaged), url_for(target))
     assert result.returncode == 3, result.stderr
     assert run_sql("postgres", "SELECT count(*) FROM pg_database WHERE datname = %s", (target,)) == [(0,)]
+
+
+def test_missing_driver_says_what_to_install(tmp_path: Path) -> None:
+    """Without psycopg, a postgresql:// URL is one usage line naming both ways to install it."""
+    import os
+    import subprocess
+    import sys
+
+    code = "import sys; sys.modules['psycopg'] = None; from unibackup.cli import main; sys.argv[0] = 'unibackup'; main()"
+    env = {**os.environ, "UNIBACKUP_CONFIG": os.devnull}
+    result = subprocess.run(
+        [sys.executable, "-c", code, "backup", "postgresql://nobody@127.0.0.1:1/none", "-o", str(tmp_path)],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    line = assert_one_line_failure(result, 2, "PostgreSQL support needs the psycopg driver")
+    assert "pip install 'unibackup[postgresql]'" in line
+    assert "(or pip install '.[postgresql]' from a source checkout)" in line

@@ -31,7 +31,7 @@ except ImportError as error:  # psycopg is an optional dependency
         def __init__(self, location: Location, settings: dict[str, Any] | None = None):
             raise UsageError(
                 f"PostgreSQL support needs the psycopg driver ({_missing})",
-                hint="pip install 'unibackup[postgresql]'",
+                hint="pip install 'unibackup[postgresql]' (or pip install '.[postgresql]' from a source checkout)",
             )
 
         def open_snapshot(self) -> None: ...
