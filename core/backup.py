@@ -61,7 +61,13 @@ def select_tables(schema: DatabaseSchema, include: tuple[str, ...], exclude: tup
             raise UsageError(f"no table named {missing[0]!r} in the source", hint=f"tables: {', '.join(sorted(t.qualified_name for t in tables)) or 'none'}")
         tables = tuple(t for t in tables if t.qualified_name in include or t.name in include)
     if exclude:
+        known = {t.qualified_name for t in schema.tables} | {t.name for t in schema.tables}
+        for name in exclude:
+            if name not in known:
+                log.warning("the table to leave out %r is not in the source", name)
         tables = tuple(t for t in tables if t.qualified_name not in exclude and t.name not in exclude)
+    if schema.tables and not tables:
+        raise UsageError("the table options leave no table to back up")
     return tables
 
 

@@ -62,6 +62,10 @@ def _human_size(size: float) -> str:
     return f"{size:.1f} TiB"
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 password_file_option = click.option(
     "--password-file", metavar="FILE", help="Read the server password from the first line of FILE (never shown in any output)."
@@ -169,7 +173,7 @@ def backup(state: CliState, source: str, output_dir: str | None, compression: st
     if not state.quiet:
         m = result.metrics
         click.echo(
-            f"{result.trailer.tables} tables, {result.trailer.rows} rows, {_human_size(result.compression.bytes_in)} -> "
+            f"{_count(result.trailer.tables, 'table')}, {_count(result.trailer.rows, 'row')}, {_human_size(result.compression.bytes_in)} -> "
             f"{_human_size(result.compression.bytes_out)} ({result.compression.compressor}) in {m.duration_s:.2f} s",
             err=True,
         )
@@ -199,7 +203,7 @@ def restore(state: CliState, backup_file: str, target: str, tables: tuple[str, .
         return
     for skipped in result.skipped:
         click.echo(f"skipped: {skipped}", err=True)
-    click.echo(f"restored {result.tables} tables, {result.rows} rows into {result.target} in {result.metrics.duration_s:.2f} s")
+    click.echo(f"restored {_count(result.tables, 'table')}, {_count(result.rows, 'row')} into {result.target} in {result.metrics.duration_s:.2f} s")
 
 
 def _print_fidelity_report(plan: Any) -> None:
@@ -224,9 +228,9 @@ def verify(state: CliState, backup_file: str, level: str, as_json: bool) -> None
     else:
         for finding in report.findings:
             if report.valid or finding is not report.findings[0]:
-                click.echo(f"{finding.severity}: {finding.message}", err=True)
+                click.echo(f"unibackup: {finding.severity}: {finding.message}", err=True)
         if report.valid:
-            click.echo(f"{backup_file}: valid ({level}): {report.tables} tables, {report.rows} rows")
+            click.echo(f"{backup_file}: valid ({level}): {_count(report.tables, 'table')}, {_count(report.rows, 'row')}")
     if not report.valid:
         if not as_json:
             first = report.findings[0].message if report.findings else "invalid"
@@ -273,7 +277,7 @@ def info(state: CliState, backup_file: str, as_json: bool) -> None:
     complete = details.trailer is not None
     click.echo(f"complete:    {'yes' if complete else 'NO (no trailer)'}")
     if details.trailer:
-        click.echo(f"totals:      {details.trailer.tables} tables, {details.trailer.rows} rows, {_human_size(details.trailer.bytes)} uncompressed")
+        click.echo(f"totals:      {_count(details.trailer.tables, 'table')}, {_count(details.trailer.rows, 'row')}, {_human_size(details.trailer.bytes)} uncompressed")
     for table in header.schema.tables:
         rows = details.table_rows.get(table.qualified_name, "?")
         click.echo(f"  {table.qualified_name}: {rows} rows, {len(table.columns)} columns")
@@ -294,7 +298,7 @@ def estimate(state: CliState, source: str, as_json: bool) -> None:
     if as_json:
         _emit_json(to_dict(result))
         return
-    click.echo(f"{result.source}: {result.tables} tables, about {result.rows} rows, {_human_size(result.source_bytes)} of data")
+    click.echo(f"{result.source}: {_count(result.tables, 'table')}, about {_count(result.rows, 'row')}, {_human_size(result.source_bytes)} of data")
     for name, size in sorted(result.estimated_backup_bytes.items(), key=lambda item: item[1]):
         click.echo(f"  {name:>8}: about {_human_size(size)}")
 
@@ -358,6 +362,9 @@ def plugins(state: CliState, show_all: bool, hook: str | None, as_json: bool) ->
             click.echo(f"{'':<12} hooks: {', '.join(row['hooks'])}")
 
 
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", ())  # click >= 8.2
+
+
 def main(argv: list[str] | None = None) -> None:
     """The console script: run the CLI, turn every failure into one line and an exit code."""
     args = argv if argv is not None else sys.argv[1:]
@@ -368,6 +375,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("unibackup: error: cancelled", err=True)
         sys.exit(130)
+    except _NO_ARGS_IS_HELP as error:  # plain `unibackup`: the help, not an error
+        click.echo(error.ctx.get_help() if error.ctx is not None else error.format_message())
+        sys.exit(0)
     except click.ClickException as error:
         message = error.format_message()
         if isinstance(error, click.UsageError) and error.ctx is not None:

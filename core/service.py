@@ -240,16 +240,30 @@ class BackupService:
             tables=tuple(tables),
             exclude_tables=tuple(exclude_tables) + tuple(t for t in defaults.exclude_tables if t not in exclude_tables),
         )
+        if level is None and options.level is not None and options.compression in self.hooks.compressors:
+            try:  # a level from the file: say which key holds it
+                self.hooks.compressors.get(options.compression).check_level(options.level)
+            except ValueError as error:
+                where = f" in {self.config.path}" if self.config.path else ""
+                raise ConfigError(f"bad configuration{where}: backup.level: {error}") from None
         directory = Path(output_dir if output_dir is not None else defaults.output_dir)
 
         def body(context: OperationContext, resources: ResourceManager) -> BackupResult:
             for note in notes:
                 context.emit("warning", message=note)
-            self._prepare_output_dir(directory)
-            if self.config.preflight.enabled:
-                run_preflight(self, source, directory, options.compression, on_retry=context.retrying).raise_for_failure()
-            remove_leftovers(directory, self._is_our_temporary)
-            return run_backup(self, source, directory, options, context, resources)
+            created = self._prepare_output_dir(directory)
+            try:
+                if self.config.preflight.enabled:
+                    run_preflight(self, source, directory, options.compression, on_retry=context.retrying).raise_for_failure()
+                remove_leftovers(directory, self._is_our_temporary)
+                return run_backup(self, source, directory, options, context, resources)
+            except BaseException:
+                for path in created:  # a failed backup leaves no directory it made behind
+                    try:
+                        path.rmdir()
+                    except OSError:
+                        break
+                raise
 
         return self._run("backup", body)
 
@@ -280,19 +294,22 @@ class BackupService:
 
         return self._run("check", body, source=identity)
 
-    def _prepare_output_dir(self, directory: Path) -> Path:
+    def _prepare_output_dir(self, directory: Path) -> list[Path]:
+        """Make sure ``directory`` exists and is writable; return the directories made, deepest first."""
         if directory.exists() and not directory.is_dir():
             raise UsageError(f"the output directory {str(directory)!r} is a file")
+        created: list[Path] = []
         if not directory.exists():
             try:
                 for missing in reversed([directory, *directory.parents]):
                     if not missing.exists():
                         missing.mkdir(mode=0o700)  # every directory we create is private
+                        created.insert(0, missing)
             except OSError as error:
                 raise UsageError(f"cannot create the output directory {str(directory)!r}: {error.strerror}") from None
         if not os.access(directory, os.W_OK | os.X_OK):
             raise UsageError(f"the output directory {str(directory)!r} is not writable")
-        return directory
+        return created
 
     def _is_our_temporary(self, path: Path) -> bool:
         """A leftover is ours when it is empty or opens as the start of a backup."""

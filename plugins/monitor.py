@@ -175,7 +175,7 @@ class PerformanceMonitor(EventListener):
         if self.warn_at is not None and rss >= self.warn_at and not self.warnings:
             message = (
                 f"memory use reached {rss / MIB:.0f} MiB, {100 * rss / self.budget:.0f}% of the budget of "  # type: ignore[operator]
-                f"{self.budget / MIB:.0f} MiB; lower batching.batch_bytes or raise batching.memory_budget_mb"  # type: ignore[operator]
+                f"{self.budget / MIB:.0f} MiB; lower batching.batch_bytes or the compression level, or raise batching.memory_budget_mb"  # type: ignore[operator]
             )
             self.warnings.append(message)
             log.warning("%s", message)
