@@ -177,7 +177,7 @@ def test_in_process_a_signal_raises_cancelled_and_the_listeners_hear_it(small_db
     assert raised.value.exit_code == 130
     assert recorder.kinds[0] == "started" and recorder.kinds[-1] == "cancelled"
     assert "batch_written" in recorder.kinds
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler was put back
 
 
@@ -210,4 +210,4 @@ def test_a_signal_that_lands_inside_a_listener_still_cancels(small_db: Path, tmp
     finally:
         timer.cancel()
     assert listener.kinds[-1] == "cancelled"
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []

@@ -245,4 +245,4 @@ def test_the_final_message_on_the_command_line(source: Path, tmp_path: Path, mon
         "unibackup: WARNING: connect failed (attempt 1): the database 'x.db' is locked by another process; retrying in 0.00 s",
         "unibackup: WARNING: connect failed (attempt 2): the database 'x.db' is locked by another process; retrying in 0.00 s",
     ]
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
