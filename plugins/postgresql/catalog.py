@@ -108,7 +108,7 @@ class CatalogReader:
         oids = list(schemas)
         self._load_types()
         for name in schemas.values():
-            self._add("schema", name, f"CREATE SCHEMA IF NOT EXISTS {quote(name)}", namespace=name)
+            self._add("schema", name, f"CREATE SCHEMA IF NOT EXISTS {quote(name)}")  # a schema is in no namespace
         self._extensions()
         self._user_types(oids)
         self._functions(oids)
@@ -373,7 +373,7 @@ class CatalogReader:
         for oid, namespace, name, relkind, persistence, reltuples, is_partition, bound, partkey, reloptions, parents, parent, tree_rows, size in rows:
             table_name = qualified(namespace, name)
             if relkind == "f":
-                self._add("foreign table", name, None, namespace=namespace, table=name, not_kept="foreign table: its data lives on another server")
+                self._add("foreign_table", name, None, namespace=namespace, table=name, not_kept="foreign table: its data lives on another server")
                 continue
             relations.append(table_name)
             table_kinds[oid] = (namespace, name, relkind)
@@ -587,7 +587,7 @@ class CatalogReader:
                 self._add("view", name, f"CREATE VIEW {qualified(namespace, name)}{with_options} AS {body}", namespace=namespace)
             else:
                 self._add(
-                    "materialized view", name, f"CREATE MATERIALIZED VIEW {qualified(namespace, name)}{with_options} AS {body} WITH NO DATA",
+                    "materialized_view", name, f"CREATE MATERIALIZED VIEW {qualified(namespace, name)}{with_options} AS {body} WITH NO DATA",
                     namespace=namespace, populated=bool(populated),
                 )
                 if populated:
@@ -606,7 +606,7 @@ class CatalogReader:
             namespace, table, relkind = table_kinds[relid]
             only = "" if relkind == "p" else "ONLY "
             sql = f"ALTER TABLE {only}{qualified(namespace, table)} ADD CONSTRAINT {quote(name)} {definition}"
-            kind = "foreign key" if contype == "f" else "constraint"
+            kind = "foreign_key" if contype == "f" else "constraint"
             self._add(kind, name, sql, namespace=namespace, table=table, phase="post-data", contype=contype)
 
     def _indexes(self, schema_oids: list[int]) -> None:

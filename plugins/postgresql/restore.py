@@ -27,19 +27,39 @@ from typing import Any, Callable
 import orjson
 import psycopg
 
+from psycopg import sql as psycopg_sql
+
 from unibackup.errors import SourceError, UnibackupError, UsageError
 from unibackup.models import ColumnMapping, ColumnSchema, SchemaObject, TableSchema
 from unibackup.source import Location, RestorePlan
-from unibackup.values import JsonText, RawText, Tagged
 
 from .catalog import literal, qualified, quote
 from .connection import connect, operation_error
 from .encoding import register_dumpers
+from .mapping import (
+    ENGINE_NAMES,
+    NOT_KEPT,
+    Refused,
+    check_sql,
+    converter_for,
+    default_sql,
+    foreign_key_sql,
+    map_columns,
+    may_become_null,
+    preview,
+    target_type,
+    unique_sql,
+    value_kind,
+)
+
+__all__ = ["NOT_KEPT", "RestoreSession", "converter_for", "map_columns", "target_type"]
 
 log = logging.getLogger(__name__)
 
 ENGINE = "postgresql"
-NOT_KEPT = "(not kept)"
+
+#: What a converter raises for a value the column's type cannot hold.
+_CONVERSION_ERRORS = (Refused, ValueError, TypeError, OverflowError, decimal.InvalidOperation)
 
 _IDENTIFIER = r'"(?:[^"]|"")+"|\[[^\]]+\]|`(?:[^`]|``)+`|[A-Za-z_][A-Za-z0-9_$]*'
 _SIMPLE_INDEX = re.compile(
@@ -75,9 +95,10 @@ _PRE_DATA_ORDER = {
     "table": 7,
     "partition": 8,
     "view": 9,
-    "materialized view": 9,
+    "materialized_view": 9,
+    "materialized view": 9,  # the kind's name in backups of unibackup 0.1.0
 }
-_POST_DATA_ORDER = {"constraint": 0, "index": 1, "foreign key": 2, "trigger": 3, "rule": 3, "refresh": 4}
+_POST_DATA_ORDER = {"constraint": 0, "index": 1, "foreign_key": 2, "foreign key": 2, "trigger": 3, "rule": 3, "refresh": 4}
 
 
 class _Statement:
@@ -109,7 +130,12 @@ class RestoreSession:
         self.same_engine = True
         self.partial = False
         self.target_schema = "public"
-        self._foreign_post_data: list[_Statement] = []
+        self._foreign_post_data: list[_Attempt] = []
+        self._identity: dict[tuple[str | None, str], str] = {}
+        self._deferred_not_null: dict[tuple[str | None, str], list[str]] = {}
+        self._defaults: list[tuple[TableSchema, ColumnSchema, ColumnMapping]] = []
+        self._nulled: dict[tuple[str, str], list[Any]] = {}
+        self._kept_columns: set[tuple[str, str]] = set()
 
     # -- opening --------------------------------------------------------------------------------
     def open(self, plan: RestorePlan) -> None:
@@ -225,7 +251,7 @@ class RestoreSession:
                 skipped.append(reason)
                 continue
             if obj.sql:
-                items.append((_PRE_DATA_ORDER.get(obj.kind, 6), position, _Statement(f"{obj.kind} {_name(obj)}", obj.sql)))
+                items.append((_PRE_DATA_ORDER.get(obj.kind, 6), position, _Statement(f"{_kind(obj)} {_name(obj)}", obj.sql)))
         for position, table in enumerate(plan.tables):
             items.append((_PRE_DATA_ORDER["table"], position, _Statement(f"table {table.qualified_name}", table.create_sql or "")))
             self._copy_sql[(table.namespace, table.name)] = (
@@ -251,7 +277,7 @@ class RestoreSession:
                 skipped.append(reason)
                 continue
             if obj.sql:
-                items.append((_POST_DATA_ORDER.get(obj.kind, 3), position, _Statement(f"{obj.kind} {_name(obj)}", obj.sql)))
+                items.append((_POST_DATA_ORDER.get(obj.kind, 3), position, _Statement(f"{_kind(obj)} {_name(obj)}", obj.sql)))
         for position, obj in enumerate(plan.schema.objects):
             if obj.kind != "sequence":
                 continue
@@ -333,6 +359,9 @@ class RestoreSession:
         except psycopg.Error as error:
             self._abandon_copy(error)
             raise operation_error(error, f"writing table {table.qualified_name!r}", conn) from None
+        except UnibackupError as error:
+            self._abandon_copy(error)
+            raise
         except (ValueError, TypeError, OverflowError, decimal.InvalidOperation) as error:
             self._abandon_copy(error)
             raise SourceError(f"writing table {table.qualified_name!r} failed: {error}") from None
@@ -416,11 +445,19 @@ class RestoreSession:
         mappings = {(m.table, m.column): m for m in (plan.mappings or tuple(map_columns(plan)))}
         statements = [_Statement(f"schema {self.target_schema}", f"CREATE SCHEMA IF NOT EXISTS {quote(self.target_schema)}")]
         skipped: list[str] = []
+        self._kept_columns = {
+            (table.name, column.name)
+            for table in plan.tables
+            for column in table.columns
+            if (m := mappings.get((table.qualified_name, column.name))) is not None and m.target_type != NOT_KEPT
+        }
         for table in plan.tables:
             target = qualified(self.target_schema, table.name)
+            key = (table.namespace, table.name)
             definitions: list[str] = []
             kept: list[int] = []
             converters: list[Callable[[Any], Any]] = []
+            columns: list[tuple[ColumnSchema, ColumnMapping, bool]] = []
             names: list[str] = []
             primary = sorted((c for c in table.columns if c.primary_key), key=lambda c: c.primary_key)
             for index, column in enumerate(table.columns):
@@ -429,15 +466,24 @@ class RestoreSession:
                     continue  # not kept (a SQLite rowid of a table with a primary key)
                 kept.append(index)
                 names.append(column.name)
-                converters.append(converter_for(mapping.logical_type, mapping.target_type))
+                converters.append(converter_for(mapping.logical_type, mapping.target_type, plan.source_engine))
+                nullable = may_become_null(column, table, mapping, plan)
+                columns.append((column, mapping, nullable))
                 sql = f"{quote(column.name)} {mapping.target_type}"
                 if len(primary) == 1 and primary[0] is column and mapping.target_type in ("bigint", "integer", "smallint"):
                     sql += " GENERATED BY DEFAULT AS IDENTITY"
+                    self._identity[key] = column.name
                 if column.logical_type == "enum" and column.options.get("labels"):
                     sql += f" CHECK ({quote(column.name)} IN ({', '.join(literal(str(label)) for label in column.options['labels'])}))"
                 if not column.nullable or column.primary_key or column.hidden == "rowid":
-                    sql += " NOT NULL"
+                    if nullable and not column.primary_key:
+                        # a value the type refuses may become NULL: NOT NULL is set after the rows
+                        self._deferred_not_null.setdefault(key, []).append(column.name)
+                    else:
+                        sql += " NOT NULL"
                 definitions.append(sql)
+                if column.default is not None and not column.hidden and self._identity.get(key) != column.name:
+                    self._defaults.append((table, column, mapping))
             for column in table.generated_columns:
                 skipped.append(f"generated column {table.qualified_name}.{column.name} ({table.options.get('module') or plan.source_engine} expression not translated)")
             key_columns = [c.name for c in primary if (table.qualified_name, c.name) in mappings]
@@ -446,32 +492,185 @@ class RestoreSession:
             if key_columns:
                 definitions.append(f"PRIMARY KEY ({', '.join(quote(name) for name in key_columns)})")
             statements.append(_Statement(f"table {table.qualified_name}", f"CREATE TABLE {target} ({', '.join(definitions)})"))
-            key = (table.namespace, table.name)
             self._copy_sql[key] = f"COPY {target} ({', '.join(quote(name) for name in names)}) FROM STDIN"
             self._target_tables[key] = target
-            self._converters[key] = _row_converter(kept, converters, len(table.columns))
+            self._converters[key] = self._row_converter(table, kept, converters, columns, plan)
             if not table.has_data:
                 skipped.append(f"rows of {table.qualified_name} ({table.options.get('data_not_kept') or 'not in the backup'})")
-        self._foreign_post_data, not_translated = _translate_objects(plan, self.target_schema)
+        self._foreign_post_data, not_translated = _translate_objects(plan, self.target_schema, self._is_kept)
         skipped.extend(not_translated)
         self._run(statements, "creating the tables")
         return skipped
 
+    def _is_kept(self, table: TableSchema, column: str) -> bool:
+        return (table.name, column) in self._kept_columns
+
+    def _row_converter(
+        self, table: TableSchema, kept: list[int], converters: list[Callable[[Any], Any]],
+        columns: list[tuple[ColumnSchema, ColumnMapping, bool]], plan: RestorePlan,
+    ) -> Callable[[list[list[Any]]], Any]:
+        pairs = list(zip(kept, converters))
+        slow = list(zip(kept, converters, columns))
+        refused = self._refused
+
+        def convert_slowly(row: list[Any]) -> list[Any]:
+            converted = []
+            for index, fn, (column, mapping, nullable) in slow:
+                value = row[index]
+                try:
+                    converted.append(fn(value))
+                except _CONVERSION_ERRORS as error:
+                    converted.append(refused(table, column, mapping, nullable, value, error, plan))
+            return converted
+
+        def convert(rows: list[list[Any]]) -> Any:
+            for row in rows:
+                try:
+                    converted = [fn(row[index]) for index, fn in pairs]
+                except _CONVERSION_ERRORS:
+                    converted = convert_slowly(row)
+                yield converted
+
+        return convert
+
+    def _refused(
+        self, table: TableSchema, column: ColumnSchema, mapping: ColumnMapping, nullable: bool, value: Any, error: BaseException, plan: RestorePlan,
+    ) -> None:
+        """A value the column's type cannot hold: NULL and listed where the report said so,
+        otherwise the end of the restore, in one line that names it."""
+        why = str(error) if isinstance(error, Refused) else (str(error) or type(error).__name__)
+        shown = f"{preview(value)} ({value_kind(value)}{': ' + why if why else ''})"
+        if nullable:
+            entry = self._nulled.setdefault((table.qualified_name, column.name), [0, [], mapping.target_type])
+            entry[0] += 1
+            if len(entry[1]) < 3:
+                entry[1].append(shown)
+            return None
+        hint = None
+        if plan.source_engine == "sqlite" and not plan.allow_lossy and not column.primary_key:
+            hint = "SQLite does not enforce declared types; --allow-lossy stores such values as NULL and lists them"
+        elif column.primary_key:
+            hint = "a key column cannot be NULL: correct the value in the source"
+        raise SourceError(
+            f"table {table.qualified_name!r}, column {column.name!r}: {mapping.target_type} cannot hold the value {shown}; nothing was restored",
+            hint=hint,
+        )
+
     def _finish_foreign_schema(self, plan: RestorePlan) -> list[str]:
-        statements: list[_Statement] = list(self._foreign_post_data)
+        conn = self.conn
+        assert conn is not None
+        notes: list[str] = []
+        attempts: list[_Attempt] = []
+        render = lambda value: psycopg_sql.Literal(value).as_string(conn)  # noqa: E731
+        for table, column, mapping in self._defaults:
+            sql, reason = default_sql(column, mapping, plan.source_engine, render)
+            label = f"default of {table.qualified_name}.{column.name} ({column.default})"
+            if sql is not None:
+                target = self._target_tables[(table.namespace, table.name)]
+                attempts.append(_Attempt(label, f"ALTER TABLE {target} ALTER COLUMN {quote(column.name)} SET DEFAULT {sql}"))
+            elif reason is not None:
+                notes.append(f"{label} ({reason})")
+        attempts.extend(self._foreign_post_data)
         for table in plan.tables:
-            target = self._target_tables.get((table.namespace, table.name))
-            primary = [c for c in table.columns if c.primary_key]
-            if target is None or len(primary) != 1:
+            key = (table.namespace, table.name)
+            deferred = self._deferred_not_null.get(key)
+            if not deferred:
                 continue
-            column = quote(primary[0].name)
+            kept_not_null = [name for name in deferred if (table.qualified_name, name) not in self._nulled]
+            for name in deferred:
+                if (table.qualified_name, name) in self._nulled:
+                    notes.append(f"NOT NULL of {table.qualified_name}.{name} (values of it became NULL)")
+            if kept_not_null:
+                sql = f"ALTER TABLE {self._target_tables[key]} " + ", ".join(f"ALTER COLUMN {quote(name)} SET NOT NULL" for name in kept_not_null)
+                attempts.append(_Attempt(f"NOT NULL of {table.qualified_name} ({', '.join(kept_not_null)})", sql, required=True))
+        attempts.sort(key=lambda attempt: attempt.order)
+        notes.extend(self._attempt(attempts, "finishing the tables"))
+        statements: list[_Statement] = []
+        for table in plan.tables:
+            key = (table.namespace, table.name)
+            column_name = self._identity.get(key)
+            target = self._target_tables.get(key)
+            if column_name is None or target is None:
+                continue
+            column = quote(column_name)
+            high = table.options.get("autoincrement_seq")  # SQLite never reuses a key up to it
             sql = (
-                f"SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(%s, %s), coalesce(max({column}), 1), max({column}) IS NOT NULL) "
-                f"FROM {target} WHERE pg_catalog.pg_get_serial_sequence(%s, %s) IS NOT NULL"
+                f"SELECT pg_catalog.setval(pg_catalog.pg_get_serial_sequence(%s, %s), greatest(v, 1), coalesce(v >= 1, false)) "
+                f"FROM (SELECT greatest(max({column}), %s::bigint) AS v FROM {target}) s"
             )
-            statements.append(_Statement(f"identity of {table.qualified_name}", sql, (target, primary[0].name, target, primary[0].name)))
+            statements.append(_Statement(f"identity of {table.qualified_name}", sql, (target, column_name, int(high) if isinstance(high, int) else None)))
         self._run(statements, "setting the identity columns")
-        return []
+        for (table_name, column_name), (count, examples, target_type) in self._nulled.items():
+            what = "1 value" if count == 1 else f"{count} values"
+            more = ", …" if count > len(examples) else ""
+            notes.append(f"{what} of {table_name}.{column_name} stored as NULL ({target_type} cannot hold {'it' if count == 1 else 'them'}): {', '.join(examples)}{more}")
+        return notes
+
+    def _attempt(self, attempts: list["_Attempt"], what: str) -> list[str]:
+        """Run each statement in a savepoint; one that fails is listed with PostgreSQL's reason
+        (a foreign key that existing rows break is created NOT VALID instead), unless required."""
+        conn = self.conn
+        assert conn is not None
+        notes: list[str] = []
+        for attempt in attempts:
+            error = self._try(attempt.sql)
+            if error is None:
+                continue
+            if attempt.required:
+                raise operation_error(error, f"{what} ({attempt.label})", conn) from None
+            if attempt.not_valid and getattr(error, "sqlstate", None) == "23503":
+                second = self._try(attempt.sql + " NOT VALID")
+                if second is None:
+                    notes.append(f"{attempt.label} (created NOT VALID: existing rows break it: {_detail(error)})")
+                    continue
+                error = second
+            notes.append(f"{attempt.label} ({_first(error)})")
+        return notes
+
+    def _try(self, sql: str) -> psycopg.Error | None:
+        conn = self.conn
+        assert conn is not None
+        try:
+            conn.execute("SAVEPOINT unibackup_statement")
+        except psycopg.Error as error:
+            raise operation_error(error, "finishing the tables", conn) from None
+        try:
+            conn.execute(sql)
+        except psycopg.Error as error:
+            if conn.broken:
+                raise operation_error(error, "finishing the tables", conn) from None
+            try:
+                conn.execute("ROLLBACK TO SAVEPOINT unibackup_statement")
+            except psycopg.Error as inner:
+                raise operation_error(inner, "finishing the tables", conn) from None
+            return error
+        try:
+            conn.execute("RELEASE SAVEPOINT unibackup_statement")
+        except psycopg.Error as error:
+            raise operation_error(error, "finishing the tables", conn) from None
+        return None
+
+
+class _Attempt:
+    """A statement that finishes another engine's tables; one that fails is listed, not fatal."""
+
+    __slots__ = ("label", "sql", "order", "required", "not_valid")
+
+    #: defaults, unique constraints and indexes, checks, NOT NULL, then foreign keys (they need the keys)
+    ORDER = {"default": 0, "unique": 1, "index": 1, "check": 2, "not null": 3, "foreign key": 4}
+
+    def __init__(self, label: str, sql: str, *, required: bool = False, not_valid: bool = False):
+        self.label = label
+        self.sql = sql
+        self.required = required
+        self.not_valid = not_valid
+        self.order = next((rank for prefix, rank in self.ORDER.items() if label.lower().startswith(prefix)), 5)
+
+
+def _detail(error: psycopg.Error) -> str:
+    diag = getattr(error, "diag", None)
+    detail = diag.message_detail if diag is not None else None
+    return (detail or _first(error)).strip().rstrip(".")
 
 
 def _unquote(identifier: str) -> str:
@@ -503,15 +702,39 @@ def _index_columns(obj: SchemaObject) -> tuple[list[str], bool] | None:
     return names, bool(match.group("unique"))
 
 
-def _translate_objects(plan: RestorePlan, target_schema: str) -> tuple[list[_Statement], list[str]]:
-    """Indexes and foreign keys of another engine that PostgreSQL can have; the rest is skipped."""
+def _translate_objects(plan: RestorePlan, target_schema: str, kept: Callable[[TableSchema, str], bool]) -> tuple[list[_Attempt], list[str]]:
+    """What PostgreSQL can have of another engine's constraints and objects: plain indexes,
+    foreign keys, UNIQUE constraints and CHECKs that mean the same; the rest is listed as skipped,
+    each with its reason."""
     tables = {table.name: table for table in plan.tables}
-    statements: list[_Statement] = []
+    in_backup = {table.name for table in plan.schema.tables}
+    engine = ENGINE_NAMES.get(plan.source_engine, plan.source_engine)
+    attempts: list[_Attempt] = []
     skipped: list[str] = []
     used_names: set[str] = set()
+
+    def add(label: str, sql: str | None, **flags: Any) -> None:
+        if sql is None:
+            skipped.append(label)  # the label ends with the reason
+        else:
+            attempts.append(_Attempt(label, sql, **flags))
+
+    for table in plan.tables:
+        for key in table.options.get("foreign_keys") or ():
+            label, sql = foreign_key_sql(table, key, tables, target_schema, kept)
+            add(label, sql, not_valid=True)
+        for columns in table.options.get("unique") or ():
+            add(*unique_sql(table, list(columns), target_schema, kept))
+        for expression in table.options.get("checks") or ():
+            add(*check_sql(table, str(expression), target_schema))
     for obj in plan.schema.objects:
-        label = f"{obj.kind} {_name(obj)}"
-        if obj.table is not None and obj.table not in tables:
+        kind = _kind(obj)
+        on = f" on {obj.table}" if obj.table is not None and obj.table != obj.name else ""
+        label = f"{kind} {_name(obj)}{on}"
+        if obj.kind == "view":
+            skipped.append(f"{label} (its SQL is {engine}'s: views of another engine are not recreated)")
+            continue
+        if obj.table is not None and obj.table in in_backup and obj.table not in tables:
             skipped.append(f"{label} (its table was not restored)")
             continue
         if obj.kind == "index" and obj.table is not None:
@@ -522,27 +745,26 @@ def _translate_objects(plan: RestorePlan, target_schema: str) -> tuple[list[_Sta
                 used_names.add(name)
                 parts = ", ".join(quote(c[:-5]) + " DESC" if c.endswith(" DESC") else quote(c) for c in columns)
                 sql = f"CREATE {'UNIQUE ' if unique else ''}INDEX {quote(name)} ON {qualified(target_schema, obj.table)} ({parts})"
-                statements.append(_Statement(label, sql))
+                attempts.append(_Attempt(label, sql))
                 continue
-        if obj.kind in ("foreign_key", "foreign key") and obj.table is not None:
-            options = obj.options
-            referenced = options.get("referenced_table")
-            if referenced in tables and not options.get("referenced_schema") and options.get("columns") and options.get("referenced_columns"):
-                actions = ""
-                for clause in ("on_delete", "on_update"):
-                    rule = str(options.get(clause) or "").upper()
-                    if rule in ("CASCADE", "SET NULL", "SET DEFAULT", "RESTRICT", "NO ACTION"):
-                        actions += f" {clause.replace('_', ' ').upper()} {rule}"
-                sql = (
-                    f"ALTER TABLE {qualified(target_schema, obj.table)} ADD CONSTRAINT {quote(obj.name)} "
-                    f"FOREIGN KEY ({', '.join(quote(c) for c in options['columns'])}) "
-                    f"REFERENCES {qualified(target_schema, referenced)} ({', '.join(quote(c) for c in options['referenced_columns'])}){actions}"
-                )
-                statements.append(_Statement(label, sql))
-                continue
-        reason = obj.options.get("skipped") or obj.options.get("not_kept") or f"{plan.source_engine} SQL is not translated into PostgreSQL"
+            skipped.append(f"{label} (not a plain list of columns: its SQL is {engine}'s, not translated)")
+            continue
+        if obj.kind in ("foreign_key", "foreign key") and obj.table in tables and obj.options.get("columns") and obj.options.get("referenced_table"):
+            flabel, sql = foreign_key_sql(tables[obj.table], obj.options, tables, target_schema, kept)
+            if sql is not None and obj.name:
+                sql = sql.replace(" ADD FOREIGN KEY ", f" ADD CONSTRAINT {quote(obj.name)} FOREIGN KEY ", 1)
+            add(flabel, sql, not_valid=True)
+            continue
+        if obj.kind == "check" and obj.table in tables and obj.options.get("expression"):
+            clabel, sql = check_sql(tables[obj.table], str(obj.options["expression"]), target_schema)
+            add(clabel, sql)
+            continue
+        reason = obj.options.get("skipped") or obj.options.get("not_kept")
+        if reason is None:
+            what = "triggers" if obj.kind == "trigger" else f"{kind}s"
+            reason = f"its SQL is {engine}'s: {what} of another engine are not recreated"
         skipped.append(f"{label} ({reason})")
-    return statements, skipped
+    return attempts, skipped
 
 
 def _backup_schemas(plan: RestorePlan) -> list[str]:
@@ -554,7 +776,14 @@ def _backup_schemas(plan: RestorePlan) -> list[str]:
 
 
 def _name(obj: SchemaObject) -> str:
-    return f"{obj.namespace}.{obj.name}" if obj.namespace else obj.name
+    if obj.kind == "schema" or not obj.namespace:
+        return obj.name
+    return f"{obj.namespace}.{obj.name}"
+
+
+def _kind(obj: SchemaObject) -> str:
+    """The object's kind in words ("foreign_key" -> "foreign key")."""
+    return obj.kind.replace("_", " ")
 
 
 def _first(error: BaseException) -> str:
@@ -566,11 +795,11 @@ def _first(error: BaseException) -> str:
 def _skip_reason(obj: SchemaObject, selected: set[tuple[str | None, str]], tables: set[tuple[str | None, str]]) -> str | None:
     """Why ``obj`` is not restored, or None (``tables``: every table of the backup)."""
     if obj.sql is None and obj.kind != "sequence":
-        return f"{obj.kind} {_name(obj)} ({obj.options.get('not_kept') or 'no definition in the backup'})"
-    if obj.kind in ("view", "materialized view", "schema", "extension", "type", "domain", "function", "procedure", "aggregate", "sequence"):
+        return f"{_kind(obj)} {_name(obj)} ({obj.options.get('not_kept') or 'no definition in the backup'})"
+    if obj.kind in ("view", "materialized_view", "materialized view", "schema", "extension", "type", "domain", "function", "procedure", "aggregate", "sequence"):
         return None
     if obj.table is not None and (obj.namespace, obj.table) in tables and (obj.namespace, obj.table) not in selected:
-        return f"{obj.kind} {_name(obj)} (its table was not restored)"
+        return f"{_kind(obj)} {_name(obj)} on {obj.table} (its table was not restored)"
     if obj.kind == "partition":
         parent = obj.options.get("parent") or ["", ""]
         if (parent[0], parent[1]) not in selected:
@@ -580,199 +809,3 @@ def _skip_reason(obj: SchemaObject, selected: set[tuple[str | None, str]], table
 
 def _same_engine_rows(rows: list[list[Any]]) -> Any:
     return rows
-
-
-# -- cross-engine types and values ----------------------------------------------------------------
-
-
-def _note(text: str) -> str:
-    return " ".join(text.split())
-
-
-def target_type(column: ColumnSchema, table: TableSchema, source_engine: str) -> tuple[str, str, str]:
-    """(PostgreSQL type, fidelity, note) for a column of another engine's backup."""
-    logical = column.logical_type
-    declared = column.declared_type.lower()
-    options = column.options
-    if column.hidden == "rowid":
-        if any(c.primary_key for c in table.columns):
-            return NOT_KEPT, "exact", "SQLite's internal rowid; the primary key identifies the rows, the rowid values are not kept"
-        return "bigint", "exact", "SQLite's rowid, kept as a column"
-    if logical == "integer":
-        unsigned = options.get("unsigned") or "unsigned" in declared
-        if unsigned and (options.get("bits") == 64 or "bigint" in declared or (options.get("bit_length") or 0) > 63):
-            return "numeric(20,0)", "exact", "an unsigned 64-bit integer needs more than bigint"
-        return "bigint", "exact", ""
-    if logical == "float":
-        return "double precision", "exact", ""
-    if logical == "decimal":
-        precision, scale = options.get("precision"), options.get("scale")
-        if precision and 0 < int(precision) <= 1000:
-            return f"numeric({int(precision)},{int(scale or 0)})", "exact", ""
-        return "numeric", "exact", ""
-    if logical == "boolean":
-        return "boolean", "exact", ""
-    if logical == "text":
-        length = options.get("length")
-        if source_engine != "sqlite" and length and "char" in declared and "text" not in declared:
-            return f"varchar({int(length)})", "exact", ""
-        return "text", "exact", ""
-    if logical == "bytes":
-        return "bytea", "exact", ""
-    if logical == "date":
-        return "date", "exact", ""
-    if logical == "time":
-        if source_engine == "mysql":
-            return "interval", "exact", "MySQL TIME is a duration (it may pass 24 hours or be negative)"
-        return "time", "exact", ""
-    if logical == "time_tz":
-        return "time with time zone", "exact", ""
-    if logical == "datetime":
-        precision = options.get("precision", options.get("fsp"))
-        return (f"timestamp({int(precision)})" if precision is not None and 0 <= int(precision) <= 6 else "timestamp"), "exact", ""
-    if logical == "datetime_tz":
-        precision = options.get("precision", options.get("fsp"))
-        kind = f"timestamp({int(precision)}) with time zone" if precision is not None and 0 <= int(precision) <= 6 else "timestamp with time zone"
-        return kind, "exact", "stored as an instant; shown in the session's time zone"
-    if logical == "interval":
-        return "interval", "exact", ""
-    if logical == "uuid":
-        return "uuid", "exact", ""
-    if logical == "json":
-        return "json", "exact", "json keeps the document's exact text"
-    if logical == "enum":
-        return "text", "exact", "an enum becomes text with a CHECK on its labels"
-    if logical == "array":
-        return "jsonb", "approximated", "an array of another engine is stored as a JSON array"
-    if logical == "any":
-        return "text", "approximated", "a column without a type: every value is stored as text (BLOBs as \\x hex)"
-    return "text", "approximated", _note(f"{column.declared_type or 'this type'} has no PostgreSQL equivalent; its text form is stored")
-
-
-def map_columns(plan: RestorePlan) -> list[ColumnMapping]:
-    """The cross-engine fidelity report: every column of every table to restore."""
-    mappings: list[ColumnMapping] = []
-    for table in plan.tables:
-        for column in table.columns:
-            kind, fidelity, note = target_type(column, table, plan.source_engine)
-            mappings.append(
-                ColumnMapping(
-                    table=table.qualified_name,
-                    column=column.name,
-                    source_type=column.declared_type,
-                    logical_type=column.logical_type,
-                    target_type=kind,
-                    fidelity=fidelity,
-                    note=note,
-                )
-            )
-    return [m for m in mappings]
-
-
-def _as_text(value: Any) -> Any:
-    kind = type(value)
-    if value is None or kind is str:
-        return value
-    if kind is RawText:
-        raise ValueError("text that is not valid UTF-8 cannot be stored in PostgreSQL")
-    if kind is bytes:
-        return "\\x" + value.hex()
-    if kind is float:
-        return repr(value)
-    if kind is JsonText:
-        return value.text
-    if kind is Tagged:
-        return value.payload if isinstance(value.payload, str) else orjson.dumps(value.payload).decode()
-    if kind is list:
-        return orjson.dumps(value, default=str).decode()
-    if kind is bool:
-        return "true" if value else "false"
-    return str(value)
-
-
-def _as_integer(value: Any) -> Any:
-    if type(value) is float and value.is_integer():
-        return int(value)
-    if type(value) is bool:
-        return int(value)
-    return _plain(value)
-
-
-def _as_boolean(value: Any) -> Any:
-    if type(value) is int:
-        if value in (0, 1):
-            return bool(value)
-        raise ValueError(f"{value} is not a boolean")
-    return _plain(value)
-
-
-def _as_bytes(value: Any) -> Any:
-    if type(value) is str:
-        return value.encode("utf-8")
-    if type(value) is RawText:
-        return value.data
-    return value
-
-
-def _as_json(value: Any) -> Any:
-    if value is None or type(value) is str:
-        return value
-    if type(value) is JsonText:
-        return value.text
-    return orjson.dumps(value, default=str).decode()
-
-
-def _as_time(value: Any) -> Any:
-    if type(value) is datetime.timedelta:
-        if datetime.timedelta(0) <= value < datetime.timedelta(days=1):
-            return (datetime.datetime.min + value).time()
-        raise ValueError(f"the time {value} is outside 00:00-24:00")
-    return _plain(value)
-
-
-def _as_uuid(value: Any) -> Any:
-    if type(value) is bytes and len(value) == 16:
-        return uuid.UUID(bytes=value)
-    return _plain(value)
-
-
-def _plain(value: Any) -> Any:
-    kind = type(value)
-    if kind is JsonText:
-        return value.text
-    if kind is RawText:
-        raise ValueError("text that is not valid UTF-8 cannot be stored in PostgreSQL")
-    if kind is Tagged:
-        return value.payload if isinstance(value.payload, str) else str(value.payload)
-    if kind is list:
-        return orjson.dumps(value, default=str).decode()
-    return value
-
-
-def converter_for(logical: str, target: str) -> Callable[[Any], Any]:
-    """How a decoded value of ``logical`` type becomes a value for a ``target`` column."""
-    if target in ("text",) or target.startswith("varchar"):
-        return _as_text
-    if target in ("bigint", "integer", "smallint"):
-        return _as_integer
-    if target == "boolean":
-        return _as_boolean
-    if target == "bytea":
-        return _as_bytes
-    if target in ("json", "jsonb"):
-        return _as_json
-    if target == "time":
-        return _as_time
-    if target == "uuid":
-        return _as_uuid
-    return _plain
-
-
-def _row_converter(kept: list[int], converters: list[Callable[[Any], Any]], width: int) -> Callable[[list[list[Any]]], Any]:
-    pairs = list(zip(kept, converters))
-
-    def convert(rows: list[list[Any]]) -> Any:
-        for row in rows:
-            yield [fn(row[index]) for index, fn in pairs]
-
-    return convert
