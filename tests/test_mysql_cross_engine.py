@@ -121,8 +121,11 @@ def test_postgresql_chinook_into_mysql(service, databases, tmp_path):
     finally:
         made.drop_all()
     target = databases.new("from_pg", create=False)
-    result = service.restore_backup(path, url_for(target))
-    assert result.fidelity and all(m.fidelity == "exact" for m in result.fidelity), [m for m in result.fidelity if m.fidelity != "exact"]
+    result = service.restore_backup(path, url_for(target), allow_lossy=True)
+    # PostgreSQL's timestamps may hold infinity and its numerics NaN, which MySQL has not: said before the restore
+    approximated = {(m.table.split(".")[-1], m.column): m.logical_type for m in result.fidelity if m.fidelity != "exact"}
+    assert set(approximated.values()) == {"datetime", "decimal"}, approximated
+    assert ("invoice", "invoice_date") in approximated and ("track", "unit_price") in approximated
     assert not [s for s in result.skipped if s.startswith(("index", "foreign"))], result.skipped
     for table, (columns, rows) in expected.items():
         assert mysql_rows(target, table, columns) == rows, table
@@ -142,19 +145,19 @@ def _report(*columns: ColumnSchema, engine: str = "postgresql", server: TargetSe
         (ColumnSchema("a", "integer", "integer"), ("INT", "exact")),
         (ColumnSchema("a", "bigint", "integer"), ("BIGINT", "exact")),
         (ColumnSchema("a", "numeric(20,0)", "integer", options={"unsigned": True, "bits": 64}), ("BIGINT UNSIGNED", "exact")),
-        (ColumnSchema("a", "real", "float"), ("FLOAT", "exact")),
-        (ColumnSchema("a", "double precision", "float"), ("DOUBLE", "exact")),
-        (ColumnSchema("a", "numeric(10,2)", "decimal", options={"precision": 10, "scale": 2}), ("DECIMAL(10,2)", "exact")),
+        (ColumnSchema("a", "real", "float"), ("FLOAT", "approximated")),  # NaN, ±Infinity
+        (ColumnSchema("a", "double precision", "float"), ("DOUBLE", "approximated")),
+        (ColumnSchema("a", "numeric(10,2)", "decimal", options={"precision": 10, "scale": 2}), ("DECIMAL(10,2)", "approximated")),  # NaN
         (ColumnSchema("a", "numeric", "decimal"), ("DECIMAL(65,30)", "approximated")),
         (ColumnSchema("a", "boolean", "boolean"), ("BOOLEAN", "exact")),
         (ColumnSchema("a", "character(5)", "text", options={"length": 5, "fixed": True}), ("VARCHAR(5)", "exact")),
         (ColumnSchema("a", "text", "text"), ("LONGTEXT", "exact")),
         (ColumnSchema("a", "text", "text", primary_key=1), ("VARCHAR(768)", "approximated")),
         (ColumnSchema("a", "bytea", "bytes"), ("LONGBLOB", "exact")),
-        (ColumnSchema("a", "date", "date"), ("DATE", "exact")),
+        (ColumnSchema("a", "date", "date"), ("DATE", "approximated")),  # infinity, BC
         (ColumnSchema("a", "time", "time"), ("TIME(6)", "exact")),
         (ColumnSchema("a", "time with time zone", "time_tz"), ("TIME(6)", "approximated")),
-        (ColumnSchema("a", "timestamp", "datetime"), ("DATETIME(6)", "exact")),
+        (ColumnSchema("a", "timestamp", "datetime"), ("DATETIME(6)", "approximated")),
         (ColumnSchema("a", "timestamp with time zone", "datetime_tz"), ("DATETIME(6)", "approximated")),
         (ColumnSchema("a", "interval", "interval"), ("TIME(6)", "approximated")),
         (ColumnSchema("a", "uuid", "uuid"), ("CHAR(36)", "exact")),

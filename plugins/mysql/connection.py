@@ -35,6 +35,8 @@ TRANSIENT_CODES = frozenset({
     4031,  # disconnected by the server for inactivity (MySQL 8)
 })
 PRIVILEGE_CODES = frozenset({1044, 1142, 1143, 1227, 1370, 1449, 1698, 3530})
+#: The options a MySQL URL may carry after ``?``.
+QUERY_OPTIONS = ("unix_socket", "socket")
 _ERRNO_REASON = re.compile(r"\[Errno (-?\d+)\]\s*([^)]*)")
 
 
@@ -53,6 +55,15 @@ def server_label(location: Location) -> str:
     if socket_path:
         return f"the socket {socket_path}"
     return f"{location.host or 'localhost'}:{location.port or DEFAULT_PORT}"
+
+
+def check_options(location: Location) -> None:
+    """Refuse an option the URL may not carry (a typo must not silently connect otherwise)."""
+    unknown = sorted(key for key in location.query if key not in QUERY_OPTIONS)
+    if unknown:
+        raise UsageError(
+            f"the MySQL URL has an unknown option {unknown[0]!r}", hint=f"the known options are {', '.join(QUERY_OPTIONS)}"
+        )
 
 
 def unix_socket(location: Location) -> str | None:
@@ -125,6 +136,7 @@ def conversions() -> dict[Any, Any]:
 
 def connect(location: Location, settings: dict[str, Any], *, database: str | None, what: str) -> Any:
     """A new connection in autocommit mode, utf8mb4, with the session's time zone at UTC."""
+    check_options(location)
     pymysql = pymysql_module()
     user = location.user or settings.get("user") or getpass.getuser()
     try:

@@ -7,8 +7,11 @@ values compare and stay unique as they did in the source engines, which compare 
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import math
 import re
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import attrs
 import orjson
@@ -16,12 +19,19 @@ import orjson
 from unibackup.models import ColumnMapping, ColumnSchema, SchemaObject, TableSchema
 
 from .connection import quote
+from .constraints import Constraints, parse_create_table, table_constraints, unquote
 
 EXACT, APPROXIMATED, IMPOSSIBLE = "exact", "approximated", "impossible"
 MAX_VARCHAR = 16383  # utf8mb4 characters in a 65,535-byte row
-KEY_VARCHAR = 768  # utf8mb4 characters in a 3,072-byte index key
+KEY_BYTES = 3072  # InnoDB's limit on the bytes of one index key (DYNAMIC rows), all its columns together
+KEY_VARCHAR = KEY_BYTES // 4  # utf8mb4 characters in a key of one text column
 MAX_VARBINARY = 65000
-KEY_VARBINARY = 3072
+KEY_VARBINARY = KEY_BYTES
+INDEX_PREFIX = 255  # characters of an unbounded text column in a plain (non-unique) index
+#: What a TIME column holds (MariaDB takes the fraction up to 838:59:59.999999, MySQL 8 not).
+TIME_LIMIT = datetime.timedelta(hours=838, minutes=59, seconds=59)
+SQLITE_TYPES_NOTE = "SQLite does not enforce declared types: a value of another type stops the restore (--allow-lossy: NULL)"
+SQLITE_LENGTHS_NOTE = "SQLite does not enforce declared lengths: a longer value stops the restore (--allow-lossy: NULL)"
 _SIZE = re.compile(r"\(\s*(\d+)\s*(?:,\s*(-?\d+)\s*)?\)")
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 _STRING = re.compile(r"^(?:[EN])?('(?:[^']|'')*')(?:::[\w\s.\"]+(?:\(\d+(?:,\d+)?\))?(?:\[\])?)?$", re.IGNORECASE)
@@ -36,13 +46,6 @@ _INDEX_SQL = re.compile(
     rf"\s*(?:USING\s+(\w+)\s*)?\((.*)\)\s*;?\s*$",
     re.IGNORECASE | re.DOTALL,
 )
-_FOREIGN_SQL = re.compile(
-    rf"(?:CONSTRAINT\s+({_NAME})\s+)?FOREIGN\s+KEY\s*\(([^)]*)\)\s*REFERENCES\s+({_QUALIFIED})\s*\(([^)]*)\)"
-    r"((?:\s+ON\s+(?:DELETE|UPDATE)\s+(?:CASCADE|SET\s+NULL|SET\s+DEFAULT|RESTRICT|NO\s+ACTION))*)",
-    re.IGNORECASE,
-)
-_UNIQUE_SQL = re.compile(rf"ADD\s+CONSTRAINT\s+({_NAME})\s+UNIQUE\s*\(([^)]*)\)", re.IGNORECASE)
-_ACTION = re.compile(r"ON\s+(DELETE|UPDATE)\s+(CASCADE|SET\s+NULL|SET\s+DEFAULT|RESTRICT|NO\s+ACTION)", re.IGNORECASE)
 
 
 @attrs.frozen
@@ -51,17 +54,6 @@ class TargetServer:
 
     mariadb: bool
     collation: str  # binary collation for text
-
-
-def unquote(name: str) -> str:
-    """An identifier as written by SQLite or PostgreSQL, without its quotes or schema."""
-    parts = re.findall(_NAME, name.strip())
-    last = parts[-1] if parts else name.strip()
-    if last[:1] in ('"', "`"):
-        return last[1:-1].replace(last[0] * 2, last[0])
-    if last[:1] == "[":
-        return last[1:-1]
-    return last
 
 
 def _split_names(text: str) -> list[str] | None:
@@ -107,12 +99,29 @@ def _mapping(table: TableSchema, column: ColumnSchema, target: str, fidelity: st
     )
 
 
+def _strict(table: TableSchema, column: ColumnSchema, engine: str) -> bool:
+    """Whether the source engine held every value of the column to its declared type."""
+    if engine != "sqlite" or table.options.get("strict"):
+        return True
+    keys = [c for c in table.columns if c.primary_key]
+    return len(keys) == 1 and keys[0] is column and column.declared_type.strip().upper() == "INTEGER" and not table.options.get("without_rowid")
+
+
+def _join(*notes: str) -> str:
+    return "; ".join(note for note in notes if note)
+
+
 def map_column(table: TableSchema, column: ColumnSchema, engine: str, server: TargetServer, in_key: bool) -> ColumnMapping:
-    """The MySQL type of one column from another engine, and how faithful it is."""
+    """The MySQL type of one column from another engine, and how faithful it is.
+
+    ``in_key``: the column is part of a key, so it needs a bounded type (see :func:`map_tables`,
+    which also makes every key of a table fit MySQL's limit).
+    """
     logical = column.logical_type
     declared = column.declared_type.strip().lower()
     size, scale = _size(column)
     options = column.options
+    loose = "" if _strict(table, column, engine) else SQLITE_TYPES_NOTE
     m = lambda target, fidelity=EXACT, note="": _mapping(table, column, target, fidelity, note)  # noqa: E731
     if is_hidden(column):
         if is_dropped(table, column):
@@ -122,21 +131,27 @@ def map_column(table: TableSchema, column: ColumnSchema, engine: str, server: Ta
         unsigned = bool(options.get("unsigned"))
         bits = int(options.get("bits") or options.get("bit_length") or 64)
         if bits >= 64 and unsigned:
-            return m("BIGINT UNSIGNED")
+            return m("BIGINT UNSIGNED", EXACT, loose)
         if engine == "postgresql" and declared in _PG_INTEGERS:
             return m(_PG_INTEGERS[declared])
-        return m("BIGINT")
+        return m("BIGINT", EXACT, loose)
     if logical == "float":
-        single = options.get("single") or (engine == "postgresql" and declared in _PG_SINGLE)
-        return m("FLOAT" if single else "DOUBLE", EXACT, "NaN and ±Infinity have no MySQL form: a row holding one stops the restore")
+        target = "FLOAT" if options.get("single") or (engine == "postgresql" and declared in _PG_SINGLE) else "DOUBLE"
+        if engine == "postgresql":
+            return m(target, APPROXIMATED, "NaN and ±Infinity have no MySQL form: they are stored as NULL")
+        if loose:
+            return m(target, EXACT, "SQLite does not enforce declared types, and MySQL has no ±Infinity: such a value stops the restore (--allow-lossy: NULL)")
+        return m(target, EXACT, "NaN and ±Infinity have no MySQL form: a row holding one stops the restore (--allow-lossy: NULL)")
     if logical == "decimal":
+        nan = "NaN has no MySQL form: it is stored as NULL" if engine == "postgresql" else ""
+        fidelity = APPROXIMATED if nan else EXACT
         if size is not None and scale is not None and size <= 65 and 0 <= scale <= 30:
-            return m(f"DECIMAL({size},{scale})")
+            return m(f"DECIMAL({size},{scale})", fidelity, nan or loose)
         if size is not None and scale is None and size <= 65:
-            return m(f"DECIMAL({size},0)")
-        return m("DECIMAL(65,30)", APPROXIMATED, "no precision that MySQL can declare: DECIMAL(65,30) holds 35 integer and 30 fractional digits; other values stop the restore")
+            return m(f"DECIMAL({size},0)", fidelity, nan or loose)
+        return m("DECIMAL(65,30)", APPROXIMATED, _join("no precision that MySQL can declare: DECIMAL(65,30) holds 35 integer and 30 fractional digits; other values are stored as NULL", nan))
     if logical == "boolean":
-        return m("BOOLEAN", EXACT, "MySQL's BOOLEAN is TINYINT(1): true and false are stored as 1 and 0")
+        return m("BOOLEAN", EXACT, _join("MySQL's BOOLEAN is TINYINT(1): true and false are stored as 1 and 0", loose))
     if logical == "enum" and options.get("labels"):
         labels = ",".join("'" + str(label).replace("'", "''") + "'" for label in options["labels"])
         return m(f"ENUM({labels})")
@@ -145,35 +160,43 @@ def map_column(table: TableSchema, column: ColumnSchema, engine: str, server: Ta
             return m("VARCHAR(255)", APPROXIMATED, "the enum's labels are unknown: stored as VARCHAR(255) text")
         note = "CHAR(n) becomes VARCHAR(n) so that trailing spaces are kept" if options.get("fixed") or declared.startswith(("char", "character(", "nchar", "bpchar")) else ""
         if engine == "sqlite" and size:
-            note = "SQLite does not enforce declared lengths: a longer value stops the restore"
+            note = SQLITE_LENGTHS_NOTE
         if size and size <= MAX_VARCHAR:
             return m(f"VARCHAR({size})", EXACT, note)
         if in_key:
-            return m(f"VARCHAR({KEY_VARCHAR})", APPROXIMATED, f"a key column needs a bounded length in MySQL: values longer than {KEY_VARCHAR} characters stop the restore")
+            return m(f"VARCHAR({KEY_VARCHAR})", APPROXIMATED, _key_note(column, f"VARCHAR({KEY_VARCHAR})", KEY_VARCHAR, "characters", "key"))
         return m("LONGTEXT", EXACT, note)
     if logical == "bytes":
         if size and size <= MAX_VARBINARY and engine != "sqlite":
             return m(f"VARBINARY({size})")
         if in_key:
-            return m(f"VARBINARY({KEY_VARBINARY})", APPROXIMATED, f"a key column needs a bounded length in MySQL: values longer than {KEY_VARBINARY} bytes stop the restore")
+            return m(f"VARBINARY({KEY_VARBINARY})", APPROXIMATED, _key_note(column, f"VARBINARY({KEY_VARBINARY})", KEY_VARBINARY, "bytes", "key"))
         return m("LONGBLOB")
+    if engine == "postgresql" and logical in ("date", "datetime", "datetime_tz"):
+        target, high, low = {
+            "date": ("DATE", "9999-12-31", "0001-01-01"),
+            "datetime": ("DATETIME(6)", "9999-12-31 23:59:59.999999", "0001-01-01 00:00:00"),
+            "datetime_tz": ("DATETIME(6)", "9999-12-31 23:59:59.999999", "0001-01-01 00:00:00"),
+        }[logical]
+        utc = "kept as the UTC instant: MySQL has no timestamp with time zone over the full range; " if logical == "datetime_tz" else ""
+        return m(target, APPROXIMATED, f"{utc}MySQL has no infinity and no years before 1 or after 9999: infinity and -infinity become {high} and {low}, other values outside are stored as NULL")
     if logical == "date":
-        return m("DATE", EXACT, "years 0001-9999 only: BC dates and infinity stop the restore" if engine == "postgresql" else "")
+        return m("DATE", EXACT, loose)
     if logical == "time":
-        return m("TIME(6)")
+        return m("TIME(6)", EXACT, loose)
     if logical == "time_tz":
         return m("TIME(6)", APPROXIMATED, "the UTC offset is dropped: MySQL has no time with time zone")
     if logical == "datetime":
-        return m("DATETIME(6)")
+        return m("DATETIME(6)", EXACT, loose)
     if logical == "datetime_tz":
         return m("DATETIME(6)", APPROXIMATED, "kept as the UTC instant in DATETIME(6): MySQL has no timestamp with time zone over the full range")
     if logical == "interval":
-        return m("TIME(6)", APPROXIMATED, "MySQL TIME holds durations within ±838:59:59 without months: other values stop the restore")
+        return m("TIME(6)", APPROXIMATED, "MySQL TIME holds durations within ±838:59:59 without months: such intervals are converted, others are stored as NULL")
     if logical == "uuid":
-        return m("CHAR(36)", EXACT, "kept as its canonical text")
+        return m("CHAR(36)", EXACT, _join("kept as its canonical text", loose))
     if logical == "json":
         if server.mariadb:
-            return m("JSON", EXACT, "MariaDB keeps the JSON text as it is")
+            return m("JSON", EXACT, _join("MariaDB keeps the JSON text as it is", loose))
         return m("JSON", APPROXIMATED, "MySQL normalises JSON text (key order, spacing, duplicate keys)")
     if logical == "array":
         return m("JSON", APPROXIMATED, "MySQL has no arrays: stored as a JSON array")
@@ -182,24 +205,97 @@ def map_column(table: TableSchema, column: ColumnSchema, engine: str, server: Ta
     return m("LONGTEXT", APPROXIMATED, f"no MySQL equivalent of {column.declared_type or logical}: kept as the source engine's text form")
 
 
-def key_columns(table: TableSchema, objects: Iterable[SchemaObject]) -> set[str]:
-    """Columns that take part in the primary key or in an index we may create."""
-    names = {column.name for column in table.columns if column.primary_key}
-    for obj in objects:
-        if obj.kind == "index" and unquote(obj.table or "") == table.name:
-            parsed = parse_index(obj)
-            if parsed is not None and parsed[1]:
-                names.update(parsed[0])
-    return names
+def _key_note(column: ColumnSchema, target: str, length: int, unit: str, key: str) -> str:
+    if column.nullable and not column.primary_key:
+        then = "a longer value is stored as NULL"
+    else:
+        then = "a longer value stops the restore"
+    return f"a key column needs a bounded length in MySQL: {target}, so that the {key} fits MySQL's {KEY_BYTES}-byte limit; {then}"
+
+
+_FIXED_BYTES = {
+    "TINYINT": 1, "BOOLEAN": 1, "SMALLINT": 2, "MEDIUMINT": 3, "INT": 4, "BIGINT": 8, "BIGINT UNSIGNED": 8,
+    "FLOAT": 4, "DOUBLE": 8, "DATE": 3, "TIME(6)": 6, "DATETIME(6)": 8, "CHAR(36)": 36, "YEAR": 1,
+}
+_VARIABLE = re.compile(r"^(VARCHAR|VARBINARY)\((\d+)\)$")
+_UNBOUNDED = ("LONGTEXT", "LONGBLOB", "JSON")
+
+
+def key_part_bytes(target: str) -> tuple[str, int | None]:
+    """How a column of MySQL type ``target`` counts in an index key: ("text" or "bytes", its bytes
+    (None: unbounded)) for text and binary strings, ("fixed", bytes) for the others."""
+    match = _VARIABLE.match(target)
+    if match:
+        kind = "text" if match.group(1) == "VARCHAR" else "bytes"
+        return kind, int(match.group(2)) * (4 if kind == "text" else 1)
+    if target in _UNBOUNDED:
+        return ("bytes" if target == "LONGBLOB" else "text"), None
+    if target.startswith("DECIMAL("):
+        precision, scale = (int(x) for x in _SIZE.search(target).groups())  # type: ignore[union-attr]
+        return "fixed", _decimal_bytes(precision - scale) + _decimal_bytes(scale)
+    if target.startswith("ENUM("):
+        return "fixed", 2
+    return "fixed", _FIXED_BYTES.get(target, 8)
+
+
+def _decimal_bytes(digits: int) -> int:
+    return digits // 9 * 4 + (0, 1, 1, 2, 2, 3, 3, 4, 4)[digits % 9]
+
+
+def share_key_bytes(parts: list[tuple[str, int | None]], budget: int = KEY_BYTES) -> list[int | None]:
+    """The bytes each text or binary part of one key may take so that the whole key fits
+    ``budget``: parts that need less keep what they need, the others share the rest equally
+    (text in whole utf8mb4 characters). ``parts``: :func:`key_part_bytes` of each column; the
+    answer is None for fixed parts."""
+    remaining = budget - sum(size or 0 for kind, size in parts if kind == "fixed")
+    flexible = sorted((index for index, (kind, _) in enumerate(parts) if kind != "fixed"), key=lambda i: (parts[i][1] is None, parts[i][1] or 0))
+    shares: list[int | None] = [None] * len(parts)
+    for order, index in enumerate(flexible):
+        kind, wanted = parts[index]
+        share = max(0, remaining) // (len(flexible) - order)
+        given = share if wanted is None else min(wanted, share)
+        if kind == "text":
+            given -= given % 4
+        shares[index] = given
+        remaining -= given
+    return shares
 
 
 def map_tables(tables: Iterable[TableSchema], objects: tuple[SchemaObject, ...], engine: str, server: TargetServer) -> list[ColumnMapping]:
+    """The fidelity report: each column's MySQL type. Text and binary columns of a key get a
+    bounded type, sized so that every key of the table fits MySQL's 3072-byte limit."""
     mappings = []
     for table in tables:
-        keys = key_columns(table, objects)
-        for column in table.columns:
-            mappings.append(map_column(table, column, engine, server, column.name in keys))
+        constraints = table_constraints(table, objects, parse_index)
+        mappings.extend(fit_keys(table, constraints, engine, server))
     return mappings
+
+
+def fit_keys(table: TableSchema, constraints: Constraints, engine: str, server: TargetServer) -> list[ColumnMapping]:
+    """The columns of one table, the text and binary ones of its keys bounded to fit them."""
+    columns = {column.name: column for column in table.columns if not is_dropped(table, column)}
+    mapped = {column.name: map_column(table, column, engine, server, False) for column in table.columns}
+    limits: dict[str, tuple[int, str]] = {}  # column -> (bytes, the key that sets them)
+    for label, key in constraints.full_keys():
+        if not key or not all(name in columns for name in key):
+            continue
+        parts = [key_part_bytes(mapped[name].target_type) for name in key]
+        for name, share, (kind, wanted) in zip(key, share_key_bytes(parts), parts):
+            if share is not None and (wanted is None or share < wanted) and share < limits.get(name, (1 << 62, ""))[0]:
+                names = ", ".join(key)
+                limits[name] = (share, f"{label} ({names})")
+    result = []
+    for column in table.columns:
+        mapping = mapped[column.name]
+        if column.name in limits:
+            size, key = limits[column.name]
+            kind, _ = key_part_bytes(mapping.target_type)
+            length = size // 4 if kind == "text" else size
+            target = f"VARCHAR({length})" if kind == "text" else f"VARBINARY({length})"
+            note = _key_note(column, target, length, "characters" if kind == "text" else "bytes", key)
+            mapping = attrs.evolve(mapping, target_type=target, fidelity=APPROXIMATED, note=note)
+        result.append(mapping)
+    return result
 
 
 def _default_sql(column: ColumnSchema, target_type: str, mariadb: bool) -> str | None | bool:
@@ -286,46 +382,11 @@ def parse_index(obj: SchemaObject) -> tuple[list[str], bool] | None:
 
 
 def parse_foreign_keys(sql: str) -> list[dict[str, Any]]:
-    """The table-level foreign keys written in another engine's DDL."""
-    keys = []
-    for match in _FOREIGN_SQL.finditer(sql or ""):
-        columns = _split_names(match.group(2))
-        referenced = _split_names(match.group(4))
-        if not columns or not referenced:
-            continue
-        actions = {kind.upper(): " ".join(action.upper().split()) for kind, action in _ACTION.findall(match.group(5) or "")}
-        keys.append({
-            "name": unquote(match.group(1)) if match.group(1) else None,
-            "columns": columns,
-            "referenced_table": unquote(match.group(3)),
-            "referenced_columns": referenced,
-            "on_delete": actions.get("DELETE"),
-            "on_update": actions.get("UPDATE"),
-        })
-    return keys
-
-
-def foreign_key_clause(key: dict[str, Any]) -> str:
-    clause = ""
-    if key.get("name"):
-        clause = f"CONSTRAINT {quote(key['name'])} "
-    clause += (
-        f"FOREIGN KEY ({', '.join(quote(c) for c in key['columns'])}) REFERENCES {quote(key['referenced_table'])} "
-        f"({', '.join(quote(c) for c in key['referenced_columns'])})"
-    )
-    for kind in ("on_delete", "on_update"):
-        action = key.get(kind)
-        if action and action.upper() != "NO ACTION":
-            clause += f" ON {kind[3:].upper()} {action.upper()}"
-    return clause
-
-
-def unique_constraint(obj: SchemaObject) -> tuple[str, list[str]] | None:
-    match = _UNIQUE_SQL.search(obj.sql or "")
-    if match is None:
-        return None
-    columns = _split_names(match.group(2))
-    return (unquote(match.group(1)), columns) if columns else None
+    """The foreign keys written in another engine's ``CREATE TABLE`` (table and column constraints)."""
+    return [
+        {"name": key.get("name"), **{k: key[k] for k in ("columns", "referenced_table", "referenced_columns", "on_delete", "on_update")}}
+        for key in parse_create_table(sql).get("foreign_keys", [])
+    ]
 
 
 def json_text(value: Any) -> str:
@@ -340,3 +401,127 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (bytes, bytearray)):
         return value.hex()
     return str(value)
+
+
+# -- values of another engine ----------------------------------------------------------------------
+
+
+class Unfit(ValueError):
+    """A value the MySQL column cannot hold; the message says why."""
+
+
+_INTERVAL_UNIT = re.compile(r"(?<![\w.])([+-]?\d+(?:\.\d+)?)\s+(years?|mons?|months?|days?|hours?|mins?|minutes?|secs?|seconds?)\b", re.IGNORECASE)
+_INTERVAL_TIME = re.compile(r"(?<![\w:])([+-])?(\d+):(\d{1,2})(?::(\d{1,2}(?:\.\d+)?))?(?![\w:])")
+_ISO_INTERVAL = re.compile(
+    r"^(-)?P(?:(-?\d+)Y)?(?:(-?\d+)M)?(?:(-?\d+)W)?(?:(-?\d+)D)?(?:T(?:(-?\d+)H)?(?:(-?\d+)M)?(?:(-?\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def parse_interval(text: str) -> tuple[int, datetime.timedelta] | None:
+    """PostgreSQL's interval text (the ``postgres``, ``postgres_verbose`` or ``iso_8601`` style) as
+    (months, the rest as a duration); None when it is not an interval."""
+    text = text.strip()
+    iso = _ISO_INTERVAL.match(text)
+    if iso and text not in ("P", "-P", "PT"):
+        sign = -1 if iso.group(1) else 1
+        years, months, weeks, days, hours, minutes = (int(g or 0) for g in iso.groups()[1:7])
+        seconds = decimal.Decimal(iso.group(8) or 0)
+        duration = datetime.timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes, microseconds=int(seconds * 1000000))
+        return sign * (years * 12 + months), duration * sign
+    body = text[1:].strip() if text.startswith("@") else text
+    negate = body.lower().endswith(" ago")
+    if negate:
+        body = body[: -len(" ago")]
+    months = 0
+    duration = datetime.timedelta()
+    consumed = _INTERVAL_UNIT.sub("", body)
+    for amount, unit in _INTERVAL_UNIT.findall(body):
+        number, unit = decimal.Decimal(amount), unit.lower()
+        if unit.startswith(("year", "mon")):
+            if number != number.to_integral_value():
+                return None
+            months += int(number) * (12 if unit.startswith("year") else 1)
+            continue
+        scale = {"d": 86400, "h": 3600, "m": 60, "s": 1}[unit[0]]
+        duration += datetime.timedelta(microseconds=int(number * scale * 1000000))
+    time = _INTERVAL_TIME.search(consumed)
+    if time:
+        sign = -1 if time.group(1) == "-" else 1
+        seconds = decimal.Decimal(time.group(4) or 0)
+        duration += sign * datetime.timedelta(hours=int(time.group(2)), minutes=int(time.group(3)), microseconds=int(seconds * 1000000))
+        consumed = consumed[: time.start()] + consumed[time.end():]
+    if consumed.strip() or (not time and not _INTERVAL_UNIT.search(body)):
+        return None
+    if negate:
+        months, duration = -months, -duration
+    return months, duration
+
+
+def _as_time(limit: datetime.timedelta) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, str):
+            parsed = parse_interval(value)
+            if parsed is None:
+                raise Unfit(f"{value!r} is not an interval")
+            months, duration = parsed
+            if months:
+                raise Unfit(f"the interval {value!r} counts months, which MySQL TIME cannot")
+            value = duration
+        if isinstance(value, datetime.timedelta) and not -limit <= value <= limit:
+            raise Unfit(f"the interval {value} is beyond MySQL TIME's ±838:59:59")
+        return value
+
+    return convert
+
+
+_HIGHEST = {"date": datetime.date(9999, 12, 31), "datetime": datetime.datetime(9999, 12, 31, 23, 59, 59, 999999)}
+_LOWEST = {"date": datetime.date(1, 1, 1), "datetime": datetime.datetime(1, 1, 1)}
+
+
+def _as_date(kind: str) -> Callable[[Any], Any]:
+    def convert(value: Any) -> Any:
+        if isinstance(value, str):
+            word = value.strip().lower()
+            if word == "infinity":
+                return _HIGHEST[kind]
+            if word == "-infinity":
+                return _LOWEST[kind]
+            raise Unfit(f"{value!r} is outside the years 1-9999 of MySQL's {'DATE' if kind == 'date' else 'DATETIME'}")
+        return value
+
+    return convert
+
+
+def _as_float(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Unfit(f"{value} has no MySQL form")
+    return value
+
+
+def _as_decimal(value: Any) -> Any:
+    if isinstance(value, decimal.Decimal) and not value.is_finite():
+        raise Unfit(f"{value} has no MySQL form")
+    return _as_float(value)
+
+
+def _as_json(value: Any) -> Any:
+    if isinstance(value, (list, dict)):
+        return json_text(value)
+    return value
+
+
+def value_converter(column: ColumnSchema, target: str, engine: str, server: TargetServer) -> Callable[[Any], Any] | None:
+    """How a decoded value of another engine becomes one for a MySQL column of type ``target``
+    (raising :class:`Unfit` for one the column cannot hold); None: as it is."""
+    logical = column.logical_type
+    if logical in ("json", "array"):
+        return _as_json
+    if target == "TIME(6)" and logical == "interval":
+        return _as_time(TIME_LIMIT + datetime.timedelta(microseconds=999999) if server.mariadb else TIME_LIMIT)
+    if engine == "postgresql" and logical in ("date", "datetime", "datetime_tz"):
+        return _as_date("date" if logical == "date" else "datetime")
+    if target in ("DOUBLE", "FLOAT"):
+        return _as_float
+    if target.startswith("DECIMAL"):
+        return _as_decimal
+    return None

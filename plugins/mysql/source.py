@@ -14,17 +14,19 @@ itself when the restore created it); what cannot be dropped is named in the warn
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Callable, Iterator, Sequence
 
 import attrs
 
-from unibackup.errors import SourceError, UnibackupError, UsageError
-from unibackup.models import ColumnMapping, DatabaseSchema, SchemaObject, TableSchema
+from unibackup.errors import SourceError, TransientError, UnibackupError, UsageError
+from unibackup.models import ColumnMapping, ColumnSchema, DatabaseSchema, SchemaObject, TableSchema
 from unibackup.source import BatchSizer, Location, RestorePlan, Source
 from unibackup.values import JsonText, encode_batch
 
 from . import mapping
-from .connection import connect, error_code, pymysql_module, quote, server_label, translate
+from .connection import PRIVILEGE_CODES, TRANSIENT_CODES, connect, error_code, pymysql_module, quote, server_label, translate
+from .constraints import FOREIGN_KEY_KINDS, Constraints, ForeignKey, belongs_to, table_constraints, translate_check
 from .schema import Catalog, ServerInfo
 from .types import read_expression
 
@@ -37,6 +39,11 @@ _DROP = {
     "table": "TABLE", "view": "VIEW", "sequence": "SEQUENCE", "procedure": "PROCEDURE", "function": "FUNCTION", "event": "EVENT",
 }
 _WRITE_STATEMENT_BYTES = 4 * 1024 * 1024
+#: Server errors about one value that the column cannot hold (out of range, too long, not a
+#: number or a date, not valid text, a CHECK it fails).
+DATA_ERRORS = frozenset({1048, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 3140, 3819, 4025})
+_ERROR_COLUMN = re.compile(r"for column (?:`(?:[^`]|``)*`\.)*(?:`((?:[^`]|``)*)`|'(.*)')\s+at row \d+")
+_LOSSY_HINT = "the MySQL column cannot hold this value; with --allow-lossy it is stored as NULL"
 
 
 @attrs.define
@@ -46,6 +53,16 @@ class _Writer:
     sql: str
     keep: list[int] | None = None  # the positions of the row values that have a column here
     convert: list[tuple[int, Callable[[Any], Any]]] = attrs.Factory(list)
+    columns: list[ColumnSchema] = attrs.Factory(list)  # cross-engine: the columns of the rows as written
+    targets: list[str] = attrs.Factory(list)  # cross-engine: their MySQL types
+
+
+@attrs.define
+class _Lost:
+    """Values of one column stored as NULL because the column could not hold them (--allow-lossy)."""
+
+    count: int = 0
+    reason: str = ""
 
 
 def _wrap_json(rows: Sequence[tuple[Any, ...]], positions: list[int]) -> list[list[Any]]:
@@ -68,10 +85,16 @@ def _detach(cursor: Any, result: Any = None) -> None:
     cursor.connection = None
 
 
-def _to_json(value: Any) -> Any:
-    if isinstance(value, (list, dict)):
-        return mapping.json_text(value)
-    return value
+def _short(text: str) -> str:
+    """A server's message about a value without its ``for column ... at row n`` tail."""
+    return re.sub(r"\s+for column .*$", "", " ".join(text.split()))
+
+
+def _type_family(target: str) -> str:
+    """What must match between the two columns of a foreign key: the type, less a string's length."""
+    if target == "CHAR(36)":
+        return target  # ASCII, not utf8mb4
+    return re.sub(r"^(?:VAR)?(CHAR|BINARY)\(\d+\)$", r"\1", target)
 
 
 class MySQLSource(Source):
@@ -92,6 +115,8 @@ class MySQLSource(Source):
         self._target_server: mapping.TargetServer | None = None
         self._cursor: Any = None
         self._done = False
+        self._lossy = False
+        self._lost: dict[tuple[str, str], _Lost] = {}
 
     # -- plumbing ------------------------------------------------------------------------------
     @property
@@ -168,20 +193,25 @@ class MySQLSource(Source):
             schema = Catalog(self._query, self.database, self._server).describe()
         except self._errors() as error:
             raise self._translate(error, "reading the schema") from None
-        if not self._warned:
-            self._warned = True
-            for table in schema.tables:
-                if "not_in_snapshot" in table.options:
-                    log.warning("table %s: %s", table.name, table.options["not_in_snapshot"])
-                if "system_versioned" in table.options:
-                    log.warning("table %s is system-versioned: %s", table.name, table.options["system_versioned"])
-                for column in table.columns:
-                    if self._server.mariadb and any("?" in label for label in column.options.get("labels", ())):
-                        log.warning(
-                            "column %s.%s: MariaDB shows ENUM/SET label characters beyond U+FFFF as '?'; "
-                            "if a label holds one, restoring a value that uses it fails", table.name, column.name,
-                        )
         return schema
+
+    def will_read(self, tables: Sequence[TableSchema]) -> None:
+        """Warn, once, about what the snapshot cannot cover in the tables this backup reads."""
+        if self._warned:
+            return
+        self._warned = True
+        mariadb = self._server is not None and self._server.mariadb
+        for table in tables:
+            if "not_in_snapshot" in table.options:
+                log.warning("table %s: %s", table.name, table.options["not_in_snapshot"])
+            if "system_versioned" in table.options:
+                log.warning("table %s is system-versioned: %s", table.name, table.options["system_versioned"])
+            for column in table.columns:
+                if mariadb and any("?" in label for label in column.options.get("labels", ())):
+                    log.warning(
+                        "column %s.%s: MariaDB shows ENUM/SET label characters beyond U+FFFF as '?'; "
+                        "if a label holds one, restoring a value that uses it fails", table.name, column.name,
+                    )
 
     def read_batches(self, table: TableSchema, sizer: BatchSizer) -> Iterator[Sequence[bytes]]:
         if not table.columns:
@@ -292,6 +322,7 @@ class MySQLSource(Source):
 
     def open_restore(self, plan: RestorePlan) -> None:
         database = self.database
+        self._lossy = plan.allow_lossy and plan.source_engine != self.name
         self._conn = connect(self.location, self.settings, database=None, what="connecting to the restore target")
         try:
             self._server = self._server_info()
@@ -396,11 +427,18 @@ class MySQLSource(Source):
             self._created.append(("table", table.name))
             keep = [index for index, column in enumerate(table.columns) if not mapping.is_dropped(table, column)]
             kept = [table.columns[index] for index in keep]
-            convert = [(position, _to_json) for position, column in enumerate(kept) if column.logical_type in ("json", "array")]
+            targets = [columns[column.name].target_type for column in kept]
+            convert = []
+            for position, (column, target) in enumerate(zip(kept, targets)):
+                converter = mapping.value_converter(column, target, plan.source_engine, server)
+                if converter is not None:
+                    convert.append((position, converter))
             self._writers[(table.namespace, table.name)] = _Writer(
                 sql=self._insert_sql(table.name, [column.name for column in kept]),
                 keep=keep if len(keep) != len(table.columns) else None,
                 convert=convert,
+                columns=kept,
+                targets=targets,
             )
         return skipped
 
@@ -422,13 +460,74 @@ class MySQLSource(Source):
         for row in rows if writer.convert else ():
             for position, convert in writer.convert:
                 if row[position] is not None:
-                    row[position] = convert(row[position])
+                    try:
+                        row[position] = convert(row[position])
+                    except mapping.Unfit as unfit:
+                        row[position] = self._lose(table, writer, position, str(unfit))
+        lossy = self._lossy and bool(writer.columns)
         try:
+            if lossy:
+                self._cursor.execute("SAVEPOINT unibackup_batch")
             self._cursor.executemany(writer.sql, rows)
         except self._errors() as error:
-            raise self._translate(error, f"writing table {table.name!r}") from None
+            if lossy and error_code(error) in DATA_ERRORS:
+                self._write_one_by_one(table, writer, rows)
+                return
+            raise self._value_error(error, table, writer) from None
         except (TypeError, ValueError) as error:
             raise SourceError(f"writing table {table.name!r}: {error}") from None
+
+    def _value_error(self, error: BaseException, table: TableSchema, writer: _Writer) -> UnibackupError:
+        """A write error; one about a value of another engine's backup says what --allow-lossy does."""
+        translated = self._translate(error, f"writing table {table.name!r}")
+        if writer.columns and error_code(error) in DATA_ERRORS and not self._lossy:
+            translated.hint = _LOSSY_HINT
+        return translated
+
+    def _lose(self, table: TableSchema, writer: _Writer, position: int, reason: str) -> None:
+        """``None`` for a value the column cannot hold (counted), when --allow-lossy allows it."""
+        column = writer.columns[position]
+        where = f"table {table.name!r}, column {column.name!r} ({writer.targets[position]})"
+        if not self._lossy:
+            raise SourceError(f"{where}: {reason}", hint=_LOSSY_HINT)
+        if not column.nullable or column.primary_key:
+            raise SourceError(f"{where}: {reason}; the column is NOT NULL, so the value cannot be stored as NULL either")
+        lost = self._lost.setdefault((table.qualified_name, column.name), _Lost(reason=reason))
+        lost.count += 1
+        return None
+
+    def _write_one_by_one(self, table: TableSchema, writer: _Writer, rows: list[list[Any]]) -> None:
+        """A batch that held a value the target refused (--allow-lossy): row by row, each refused
+        value stored as NULL, from the savepoint taken before the batch."""
+        names = {column.name: position for position, column in enumerate(writer.columns)}
+        try:
+            self._cursor.execute("ROLLBACK TO SAVEPOINT unibackup_batch")
+            for row in rows:
+                for _ in range(len(row) + 1):
+                    try:
+                        self._cursor.execute(writer.sql, row)
+                        break
+                    except pymysql_module().err.MySQLError as error:
+                        if error_code(error) not in DATA_ERRORS:
+                            raise
+                        text = str(error.args[1]) if len(error.args) > 1 else str(error)
+                        match = _ERROR_COLUMN.search(text)
+                        name = (match.group(1).replace("``", "`") if match.group(1) is not None else match.group(2)) if match else None
+                        position = names.get(name) if name is not None else None
+                        if position is None or row[position] is None:
+                            raise
+                        row[position] = self._lose(table, writer, position, _short(text))
+                else:
+                    raise SourceError(f"writing table {table.name!r}: a row the target refuses whatever is left out of it")
+        except self._errors() as error:
+            raise self._value_error(error, table, writer) from None
+
+    def lossy_report(self) -> list[str]:
+        """The values stored as NULL because their column could not hold them, one line a column."""
+        return [
+            f"{lost.count} value{'s' if lost.count != 1 else ''} of {table}.{column} stored as NULL ({'the first: ' if lost.count > 1 else ''}{lost.reason})"
+            for (table, column), lost in self._lost.items()
+        ]
 
     def finish_schema(self, plan: RestorePlan) -> list[str]:
         try:
@@ -442,7 +541,7 @@ class MySQLSource(Source):
         skipped: list[str] = []
         keys: dict[str, list[str]] = {}
         for obj in plan.schema.objects:
-            if obj.kind != "foreign_key" or obj.options.get("inline"):
+            if obj.kind not in FOREIGN_KEY_KINDS or obj.options.get("inline"):
                 continue
             referenced = obj.options.get("referenced_table")
             if obj.table not in selected or (referenced not in selected and not obj.options.get("referenced_schema")):
@@ -468,7 +567,7 @@ class MySQLSource(Source):
             self._with_session(obj, f"creating {obj.kind} {obj.name!r}")
             if obj.kind == "event":
                 self._created.append(("event", obj.name))
-        known = {"sequence", "procedure", "function", "view", "trigger", "event", "foreign_key", "index", "check"}
+        known = {"sequence", "procedure", "function", "view", "trigger", "event", "index", "check", *FOREIGN_KEY_KINDS}
         for obj in plan.schema.objects:
             if obj.kind not in known and obj.phase != "pre-data":  # pre-data ones were reported already
                 skipped.append(f"{obj.kind} {obj.name} ({obj.options.get('skipped', 'not restored by this version')})")
@@ -497,74 +596,186 @@ class MySQLSource(Source):
         return skipped
 
     def _finish_foreign(self, plan: RestorePlan) -> list[str]:
-        """Indexes and foreign keys of another engine's tables; what cannot move is listed."""
-        selected = {table.name: table for table in plan.tables}
+        """Indexes, UNIQUE constraints, foreign keys and CHECKs of another engine's tables; what
+        cannot move, or what MySQL refuses, is listed with the reason."""
         skipped: list[str] = []
+        selected = {table.name: table for table in plan.tables}
         targets = {(m.table, m.column): m.target_type for m in plan.mappings}
-        additions: dict[str, list[str]] = {}
-        foreign: dict[str, list[dict[str, Any]]] = {}
-        for table in plan.tables:
-            for key in mapping.parse_foreign_keys(table.create_sql or ""):
-                foreign.setdefault(table.name, []).append(key)
+        found = {table.name: table_constraints(table, plan.schema.objects, mapping.parse_index) for table in plan.tables}
         for obj in plan.schema.objects:
-            table_name = mapping.unquote(obj.table) if obj.table else None
-            if obj.kind == "index":
-                parsed = mapping.parse_index(obj)
-                if table_name not in selected:
-                    continue
-                if parsed is None:
-                    skipped.append(f"index {obj.name} on {table_name} (not a plain column index MySQL can take)")
-                    continue
-                columns, unique = parsed
-                table = selected[table_name]
-                parts = []
-                for column in columns:
-                    target = targets.get((table.qualified_name, column), "")
-                    prefix = target in ("LONGTEXT", "LONGBLOB") or target.startswith("JSON")
-                    if prefix and unique:
-                        parts = []
-                        break
-                    parts.append(quote(column) + ("(255)" if prefix else ""))
-                if not parts:
-                    skipped.append(f"index {obj.name} on {table_name} (a unique index over unbounded text cannot be created in MySQL)")
-                    continue
-                kind = "UNIQUE INDEX" if unique else "INDEX"
-                additions.setdefault(table_name, []).append(f"ADD {kind} {quote(mapping.unquote(obj.name)[:64])} ({', '.join(parts)})")
+            if any(belongs_to(obj, table) for table in plan.tables):
                 continue
-            if obj.kind in ("foreign_key", "constraint", "foreign key") or "FOREIGN KEY" in (obj.sql or "").upper():
-                keys = mapping.parse_foreign_keys(obj.sql or "")
-                if obj.options.get("columns") and obj.options.get("referenced_table"):
-                    keys = [{"name": obj.name, **{k: obj.options.get(k) for k in ("columns", "referenced_table", "referenced_columns", "on_delete", "on_update")}}]
-                if keys and table_name in selected:
-                    foreign.setdefault(table_name, []).extend(keys)
+            if any(belongs_to(obj, table) for table in plan.schema.tables):
+                skipped.append(f"{obj.kind} {obj.name} on {mapping.unquote(obj.table or '')} (its table was not restored)")
+            else:
+                skipped.append(f"{obj.kind} {obj.name} ({obj.options.get('skipped') or plan.source_engine + ' SQL cannot run on MySQL'})")
+        for table in plan.tables:
+            constraints = found[table.name]
+            clauses: list[tuple[str, str]] = []
+            names: set[str] = set()
+            for obj, columns, unique in constraints.indexes:
+                label = f"index {obj.name} on {table.name}"
+                parts = self._index_parts(table, columns, unique, targets)
+                if parts is None:
+                    skipped.append(f"{label} (a unique index over unbounded text cannot be created in MySQL)")
                     continue
-            if obj.kind in ("constraint", "unique") and table_name in selected:
-                unique = mapping.unique_constraint(obj)
-                if unique is not None:
-                    additions.setdefault(table_name, []).append(f"ADD UNIQUE INDEX {quote(unique[0])} ({', '.join(quote(c) for c in unique[1])})")
+                name = mapping.unquote(obj.name)[:64]
+                if name.lower() in names:
+                    name = ""
+                names.add(name.lower())
+                kind = "UNIQUE INDEX" if unique else "INDEX"
+                clauses.append((label, f"ADD {kind} {quote(name) + ' ' if name else ''}({', '.join(parts)})"))
+            for columns in constraints.unique:
+                label = f"unique constraint of {table.name} ({', '.join(columns)})"
+                missing = [name for name in columns if not self._has_column(table, name)]
+                if missing:
+                    skipped.append(f"{label} (no column {missing[0]!r})")
                     continue
-                if "PRIMARY KEY" in (obj.sql or "").upper():
-                    continue  # the primary key is made from the columns
-            where = f" on {table_name}" if table_name else ""
-            skipped.append(f"{obj.kind} {obj.name}{where} ({plan.source_engine} SQL cannot run on MySQL)")
-        for table_name, keys in foreign.items():
-            seen = set()
-            for key in keys:
-                signature = (tuple(key["columns"]), key["referenced_table"], tuple(key["referenced_columns"]))
-                if signature in seen:
+                if any(obj_columns == columns for _, obj_columns, unique in constraints.indexes if unique):
                     continue
-                seen.add(signature)
-                if key["referenced_table"] not in selected:
-                    skipped.append(f"foreign key of {table_name} ({', '.join(key['columns'])}) (references {key['referenced_table']}, which was not restored)")
+                clauses.append((label, f"ADD UNIQUE KEY ({', '.join(quote(name) for name in columns)})"))
+            for obj in constraints.other:
+                reason = obj.options.get("skipped") or (
+                    "not a plain column index MySQL can take" if obj.kind == "index" else f"{plan.source_engine} SQL cannot run on MySQL"
+                )
+                skipped.append(f"{obj.kind} {obj.name} on {table.name} ({reason})")
+            skipped.extend(self._alter_each(table.name, clauses))
+        used: set[str] = set()
+        for table in plan.tables:
+            clauses = []
+            for key in found[table.name].foreign_keys:
+                clause, reason = self._foreign_key_clause(table, key, selected, found, targets, used)
+                if clause is None:
+                    skipped.append(f"{key.label(table.name)} ({reason})")
+                else:
+                    clauses.append((key.label(table.name), clause))
+            skipped.extend(self._alter_each(table.name, clauses))
+        for table in plan.tables:
+            columns = {c.name.lower(): (c, targets.get((table.qualified_name, c.name), "")) for c in table.columns if not mapping.is_dropped(table, c)}
+            collated = "COLLATE" in (table.create_sql or "").upper()
+            for expression in found[table.name].checks:
+                label = f"check ({' '.join(expression.split())}) of {table.name}"
+                sql, reason = translate_check(expression, columns, plan.source_engine, collated)
+                if sql is None:
+                    skipped.append(f"{label} (not carried over: {reason})")
                     continue
-                additions.setdefault(table_name, []).append("ADD " + mapping.foreign_key_clause(key))
-        for table_name, clauses in additions.items():
-            indexes = [clause for clause in clauses if "FOREIGN KEY" not in clause]
-            keys_ = [clause for clause in clauses if "FOREIGN KEY" in clause]
-            for group in (indexes, keys_):
-                if group:
-                    self._run_ddl(f"ALTER TABLE {quote(table_name)} " + ", ".join(group), f"adding the keys and indexes of {table_name!r}")
+                skipped.extend(self._alter_each(table.name, [(label, f"ADD CHECK ({sql})")]))
+        skipped.extend(self.lossy_report())
         return skipped
+
+    @staticmethod
+    def _has_column(table: TableSchema, name: str | None) -> bool:
+        return any(column.name == name and not mapping.is_dropped(table, column) for column in table.columns)
+
+    @staticmethod
+    def _index_parts(table: TableSchema, columns: list[str], unique: bool, targets: dict[tuple[str, str], str]) -> list[str] | None:
+        """The key parts of an index: unbounded text (and, when the key would be too long, any
+        text) indexed by a prefix that makes the key fit; None for a unique index that cannot."""
+        types = [targets.get((table.qualified_name, column), "") for column in columns]
+        parts = []
+        for column, target in zip(columns, types):
+            kind, size = mapping.key_part_bytes(target)
+            if kind == "text" and size is None:
+                size = mapping.INDEX_PREFIX * 4
+            elif kind == "bytes" and size is None:
+                size = mapping.INDEX_PREFIX
+            parts.append((kind, size))
+        shares = mapping.share_key_bytes(parts)
+        result = []
+        for column, target, (kind, wanted), share in zip(columns, types, parts, shares):
+            bounded = mapping.key_part_bytes(target)[1] is not None
+            if share is not None and (not bounded or share < (wanted or 0)):
+                if unique:
+                    return None
+                length = share // 4 if kind == "text" else share
+                result.append(f"{quote(column)}({max(1, length)})")
+            else:
+                result.append(quote(column))
+        return result
+
+    def _foreign_key_clause(
+        self, table: TableSchema, key: ForeignKey, selected: dict[str, TableSchema], found: dict[str, Constraints],
+        targets: dict[tuple[str, str], str], used: set[str],
+    ) -> tuple[str | None, str]:
+        """``ADD CONSTRAINT ... FOREIGN KEY ...`` for a key of another engine, or None and why not."""
+        if key.referenced_schema:
+            return None, f"it references a table of another schema, {key.referenced_schema}.{key.referenced_table}"
+        name = key.referenced_table
+        parent = selected.get(name) or next((t for t in selected.values() if t.name.lower() == name.lower()), None)
+        if parent is None:
+            return None, f"references {name}, which was not restored"
+        spelled = {c.name.lower(): c.name for c in parent.columns if not mapping.is_dropped(parent, c)}
+        parent_keys = found[parent.name]
+        referenced = list(key.referenced_columns)
+        if all(c is None for c in referenced):
+            referenced = list(parent_keys.primary)  # no column named: the primary key
+        if len(referenced) != len(key.columns) or any(c is None for c in referenced):
+            return None, f"its columns do not match a key of {parent.name}"
+        referenced = [spelled.get(str(c).lower(), str(c)) for c in referenced]
+        missing = [c for c in key.columns if not self._has_column(table, c)] + [c for c in referenced if not self._has_column(parent, c)]
+        if missing:
+            return None, f"no column {missing[0]!r}"
+        columns = list(key.columns)
+        candidates = [parent_keys.primary, *parent_keys.unique, *(c for _, c, unique in parent_keys.indexes if unique)]
+        match = next((c for c in candidates if c and sorted(c) == sorted(referenced)), None)
+        if match is not None:  # the order of the key, as InnoDB needs
+            pairs = dict(zip(referenced, columns))
+            referenced, columns = list(match), [pairs[c] for c in match]
+        elif not any(c[: len(referenced)] == referenced for _, c, _ in parent_keys.indexes):
+            return None, f"({', '.join(referenced)}) is not a key of {parent.name}"
+        actions = ""
+        for kind in ("on_delete", "on_update"):
+            action = " ".join(str(getattr(key, kind) or "NO ACTION").upper().split())
+            if action not in ("CASCADE", "SET NULL", "RESTRICT", "NO ACTION"):
+                return None, f"{kind.replace('_', ' ').upper()} {action}: InnoDB has no such action"
+            if action == "SET NULL" and any(not c.nullable or c.primary_key for c in table.columns if c.name in columns):
+                return None, f"{kind.replace('_', ' ').upper()} SET NULL on a NOT NULL column"
+            if action != "NO ACTION":
+                actions += f" {kind.replace('_', ' ').upper()} {action}"
+        for child, parent_column in zip(columns, referenced):
+            mine, theirs = targets.get((table.qualified_name, child), ""), targets.get((parent.qualified_name, parent_column), "")
+            if _type_family(mine) != _type_family(theirs):
+                return None, f"{table.name}.{child} is {mine} and {parent.name}.{parent_column} is {theirs} in MySQL, which a foreign key cannot join"
+        named = ""
+        if key.name and len(key.name) <= 64 and key.name.lower() not in used:
+            used.add(key.name.lower())
+            named = f"CONSTRAINT {quote(key.name)} "
+        clause = (
+            f"ADD {named}FOREIGN KEY ({', '.join(quote(c) for c in columns)}) REFERENCES {quote(parent.name)} "
+            f"({', '.join(quote(c) for c in referenced)}){actions}"
+        )
+        return clause, ""
+
+    def _alter_each(self, table_name: str, clauses: list[tuple[str, str]]) -> list[str]:
+        """``ALTER TABLE`` with all the clauses at once; when MySQL refuses, one by one, and what it
+        refuses is listed (``label (MySQL refused it: ...)``) instead of failing the restore."""
+        if not clauses:
+            return []
+        head = f"ALTER TABLE {quote(table_name)} "
+        refused = self._try_ddl(head + ", ".join(clause for _, clause in clauses), f"altering table {table_name!r}")
+        if refused is None:
+            return []
+        if len(clauses) == 1:
+            return [f"{clauses[0][0]} (MySQL refused it: {refused})"]
+        skipped = []
+        for label, clause in clauses:
+            refused = self._try_ddl(head + clause, f"altering table {table_name!r}")
+            if refused is not None:
+                skipped.append(f"{label} (MySQL refused it: {refused})")
+        return skipped
+
+    def _try_ddl(self, sql: str, what: str) -> str | None:
+        """Run DDL; the server's message when it refuses the definition (None: done). A lost
+        connection, a missing privilege and the like still fail the restore."""
+        try:
+            self._execute(sql)
+        except self._errors() as error:
+            code = error_code(error)
+            translated = self._translate(error, what)
+            if not code or code in TRANSIENT_CODES or code in PRIVILEGE_CODES or isinstance(translated, TransientError):
+                raise translated from None
+            return " ".join(str(error.args[1] if len(error.args) > 1 else error).split())
+        return None
 
     def commit(self) -> None:
         try:
