@@ -198,6 +198,7 @@ def run_backup(
             connect_retry.call(source.open_snapshot, operation="connect", on_retry=on_retry)
             schema = source.describe()
             tables = select_tables(schema, options.tables, options.exclude_tables)
+            source.will_read(tables)
             schema_in_file = DatabaseSchema(engine=schema.engine, tables=tables, objects=schema.objects, settings=schema.settings)
             created = datetime.datetime.now(datetime.timezone.utc)
             header = BackupHeader(

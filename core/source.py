@@ -129,6 +129,11 @@ class Source(abc.ABC):
         without newlines.
         """
 
+    def will_read(self, tables: Sequence[TableSchema]) -> None:
+        """Called once per backup, after :meth:`describe`, with the tables the backup reads (not
+        by the preflight or ``estimate``): the place to warn about what the backup cannot cover
+        in them. Default: nothing."""
+
     def estimate_size(self) -> int:
         """Bytes the source's data takes on its side; the basis of size estimates."""
         return 0
