@@ -408,3 +408,88 @@ def test_mixed_data_numeric_sample(databases: Databases, tmp_path: Path) -> None
     result = pg_support.cli("restore", path, url_for(name))
     assert "table 'tbl', column 'a': numeric cannot hold the value 'hello' (text)" in error_line(result, 1)
     assert not run_sql("postgres", "SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+
+
+# -- MySQL zero dates ------------------------------------------------------------------------------
+
+
+def test_mysql_zero_dates_are_reported_and_become_null(databases: Databases, tmp_path: Path) -> None:
+    mysql_support = pytest.importorskip("mysql_support")
+    service = make_service()
+    if "mysql" not in [entry.name for entry in service.hooks.sources]:
+        pytest.skip("the mysql source plugin is not there")
+    made = mysql_support.Databases()
+    mysql_support.connect().close()
+    try:
+        source = made.new("zero_dates")
+        mysql_support.run_sql(
+            source,
+            "SET SESSION sql_mode = 'ALLOW_INVALID_DATES'",
+            "CREATE TABLE events (id INT PRIMARY KEY, day DATE NOT NULL DEFAULT '0000-00-00', at DATETIME NULL, fine DATE NOT NULL)",
+            "INSERT INTO events VALUES (1, '2024-02-29', '2024-02-29 10:00:00', '2024-01-01'), (2, '0000-00-00', '2024-02-30 00:00:00', '2024-01-02'),"
+            " (3, '2024-00-10', NULL, '2024-01-03')",
+        )
+        path = service.create_backup(mysql_support.url_for(source), tmp_path).path
+    finally:
+        made.drop_all()
+    name = pg_support.unique_name("zero_dates")
+    databases.adopt(name)
+    # reported approximated, with what happens; refused without --allow-lossy, before anything is written
+    refused = pg_support.cli("restore", path, url_for(name))
+    line = error_line(refused, 2)
+    assert "would approximate 3 column(s)" in line and "0000-00-00" in line
+    assert not run_sql("postgres", "SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+    result = service.restore_backup(path, url_for(name), allow_lossy=True)
+    report = {m.column: m for m in result.fidelity}
+    assert report["day"].fidelity == "approximated" and "becomes NULL" in report["day"].note
+    assert run_sql(name, "SELECT id, day, at, fine FROM events ORDER BY id") == [
+        (1, datetime.date(2024, 2, 29), datetime.datetime(2024, 2, 29, 10, 0), datetime.date(2024, 1, 1)),
+        (2, None, None, datetime.date(2024, 1, 2)),
+        (3, None, None, datetime.date(2024, 1, 3)),
+    ]
+    skipped = "\n".join(result.skipped)
+    assert "2 values of events.day stored as NULL (date cannot hold them): '0000-00-00' (text: a zero or invalid MySQL date" in skipped
+    assert "1 value of events.at stored as NULL (timestamp(0) cannot hold it): '2024-02-30 00:00:00'" in skipped
+    # NOT NULL stays where no value became NULL; where one did, it is said
+    assert "NOT NULL of events.day (values of it became NULL)" in skipped
+    assert run_sql(name, "SELECT attname, attnotnull FROM pg_attribute WHERE attrelid = 'events'::regclass AND attname IN ('day', 'fine') ORDER BY 1") == [
+        ("day", False), ("fine", True)
+    ]
+    assert any(s.startswith("default of events.day ('0000-00-00') (") for s in result.skipped), result.skipped
+
+
+# -- PostgreSQL arrays into other engines ----------------------------------------------------------
+
+
+def test_empty_arrays_arrive_as_empty_lists(databases: Databases, tmp_path: Path) -> None:
+    """An empty array is a list like any other array, into SQLite and into MySQL's JSON, not the
+    text '{}' (a JSON object); on PostgreSQL it stays an empty array of its type."""
+    source = databases.new("arrays")
+    run_sql(source, "CREATE TABLE t (id int PRIMARY KEY, ia integer[], ta text[], na numeric[])")
+    run_sql(source, "INSERT INTO t VALUES (1, '{}', '{}', '{}'), (2, '{1,2}', '{a,b}', NULL)")
+    service = make_service()
+    path = service.create_backup(url_for(source), tmp_path).path
+    into_sqlite = tmp_path / "arrays.sqlite"
+    service.restore_backup(path, str(into_sqlite), allow_lossy=True)
+    conn = sqlite3.connect(into_sqlite)
+    try:
+        rows = conn.execute("SELECT id, ia, ta, na FROM t ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    assert rows[0] == (1, "[]", "[]", "[]")
+    assert rows[1][:3] == (2, "[1,2]", '["a","b"]')
+    same = databases.adopt(pg_support.unique_name("arrays_back"))
+    service.restore_backup(path, url_for(same))
+    assert run_sql(same, "SELECT ia = '{}'::int[], ta = '{}'::text[], na = '{}'::numeric[], ia::text FROM t WHERE id = 1") == [(True, True, True, "{}")]
+    mysql_support = pytest.importorskip("mysql_support")
+    if "mysql" not in [entry.name for entry in service.hooks.sources]:
+        pytest.skip("the mysql source plugin is not there")
+    made = mysql_support.Databases()
+    mysql_support.connect().close()
+    try:
+        target = made.new("arrays", create=False)
+        service.restore_backup(path, mysql_support.url_for(target), allow_lossy=True)
+        values = mysql_support.run_sql(target, "SELECT id, JSON_TYPE(ia), JSON_LENGTH(ia), JSON_TYPE(ta) FROM t ORDER BY id")
+    finally:
+        made.drop_all()
+    assert [tuple(row) for row in values] == [(1, "ARRAY", 0, "ARRAY"), (2, "ARRAY", 2, "ARRAY")]

@@ -799,7 +799,8 @@ def _skip_reason(obj: SchemaObject, selected: set[tuple[str | None, str]], table
     if obj.kind in ("view", "materialized_view", "materialized view", "schema", "extension", "type", "domain", "function", "procedure", "aggregate", "sequence"):
         return None
     if obj.table is not None and (obj.namespace, obj.table) in tables and (obj.namespace, obj.table) not in selected:
-        return f"{_kind(obj)} {_name(obj)} on {obj.table} (its table was not restored)"
+        on = f" on {obj.table}" if obj.table != obj.name else ""
+        return f"{_kind(obj)} {_name(obj)}{on} (its table was not restored)"
     if obj.kind == "partition":
         parent = obj.options.get("parent") or ["", ""]
         if (parent[0], parent[1]) not in selected:
