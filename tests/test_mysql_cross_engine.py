@@ -8,14 +8,17 @@ import decimal
 import sqlite3
 from pathlib import Path
 
+import attrs
 import pytest
 
+from unibackup.errors import SourceError, UsageError
 from unibackup.models import ColumnSchema, DatabaseSchema, SchemaObject, TableSchema
 from unibackup.plugins.mysql import mapping
 from unibackup.plugins.mysql.mapping import NOT_KEPT, TargetServer
 from unibackup.source import RestorePlan
 
-from mysql_support import CHINOOK_SQLITE, Inspector, chinook, databases, url_for
+from conftest import SAMPLE_DATA_DIR, sample_databases
+from mysql_support import CHINOOK_SQLITE, Inspector, chinook, database_exists, databases, url_for
 
 pytestmark = pytest.mark.mysql
 __all__ = ["chinook", "databases"]  # fixtures
@@ -194,3 +197,267 @@ def test_foreign_keys_and_indexes_of_other_engines_are_read():
     assert mapping.parse_index(partial) is None
     expression = SchemaObject("index", "ix", "CREATE INDEX ix ON public.album USING btree (lower(title))", table="album")
     assert mapping.parse_index(expression) is None
+
+
+# -- constraints of SQLite tables, keys that must fit, values a column cannot hold -----------------
+
+CONSTRAINED = """
+CREATE TABLE parent (id INTEGER PRIMARY KEY, code TEXT UNIQUE, name TEXT NOT NULL CHECK (length(name) > 0), CHECK (id < 1000), CHECK (name <> ''));
+CREATE TABLE child (
+  id INTEGER PRIMARY KEY,
+  parent_id INTEGER REFERENCES parent(id) ON DELETE CASCADE,
+  qty INTEGER CHECK (qty >= 0 AND qty <= 1000000),
+  a TEXT, b TEXT,
+  label TEXT CHECK (label <> 'x' OR qty = 1) CHECK (label IN ('x', 'z')),
+  other INTEGER REFERENCES gone(id),
+  defaulted INTEGER DEFAULT 1 REFERENCES parent(id) ON DELETE SET DEFAULT,
+  UNIQUE (a, b),
+  CONSTRAINT fk_code FOREIGN KEY (a) REFERENCES parent (code) ON UPDATE CASCADE
+);
+"""
+
+
+def _constraints(database: str) -> dict[str, list]:
+    with Inspector(database) as inspector:
+        return {
+            "foreign": sorted(inspector.rows(
+                "SELECT k.TABLE_NAME, k.COLUMN_NAME, k.REFERENCED_TABLE_NAME, k.REFERENCED_COLUMN_NAME, r.DELETE_RULE, r.UPDATE_RULE"
+                " FROM information_schema.KEY_COLUMN_USAGE k JOIN information_schema.REFERENTIAL_CONSTRAINTS r"
+                " ON r.CONSTRAINT_SCHEMA = k.CONSTRAINT_SCHEMA AND r.CONSTRAINT_NAME = k.CONSTRAINT_NAME AND r.TABLE_NAME = k.TABLE_NAME"
+                " WHERE k.TABLE_SCHEMA = %s AND k.REFERENCED_TABLE_NAME IS NOT NULL", (database,),
+            )),
+            "unique": sorted(inspector.rows(
+                "SELECT TABLE_NAME, GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) FROM information_schema.STATISTICS"
+                " WHERE TABLE_SCHEMA = %s AND NON_UNIQUE = 0 AND INDEX_NAME <> 'PRIMARY' GROUP BY TABLE_NAME, INDEX_NAME", (database,),
+            )),
+            "checks": sorted(inspector.rows(
+                "SELECT TABLE_NAME, CHECK_CLAUSE FROM information_schema.CHECK_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s", (database,),
+            )),
+        }
+
+
+def test_sqlite_foreign_keys_unique_and_checks_come_across_or_are_listed(service, databases, make_db, tmp_path):
+    path = make_db(CONSTRAINED, inserts=[
+        ("INSERT INTO parent VALUES (?, ?, ?)", [(1, "p1", "one"), (2, "p2", "two")]),
+        ("INSERT INTO child (id, parent_id, qty, a, b, label) VALUES (?, ?, ?, ?, ?, ?)", [(1, 1, 3, "p1", "y", "z"), (2, 2, 1, "p2", "y", "x")]),
+    ])
+    backup = service.create_backup(str(path), tmp_path).path
+    target = databases.new("constraints", create=False)
+    result = service.restore_backup(backup, url_for(target), allow_lossy=True)
+
+    found = _constraints(target)
+    assert found["foreign"] == [
+        ("child", "a", "parent", "code", "RESTRICT", "CASCADE"),
+        ("child", "parent_id", "parent", "id", "CASCADE", "RESTRICT"),
+    ]
+    assert found["unique"] == [("child", "a,b"), ("parent", "code")]
+    assert found["checks"] == [("child", "`label` in ('x','z')"), ("child", "`qty` >= 0 and `qty` <= 1000000"), ("parent", "`name` <> ''")]
+    skipped = "\n".join(result.skipped)
+    # every constraint that did not come across is listed, with the reason
+    assert "foreign key of child (other) -> gone (references gone, which was not restored)" in skipped
+    assert "foreign key of child (defaulted) -> parent (ON DELETE SET DEFAULT: InnoDB has no such action)" in skipped
+    assert "check (length(name) > 0) of parent (not carried over: it calls length()" in skipped
+    assert "check (label <> 'x' OR qty = 1) of child (not carried over: it mixes text and numbers" in skipped
+    assert "check (id < 1000) of parent (MySQL refused it: " in skipped  # MariaDB: not on an AUTO_INCREMENT column
+    report = {(m.table, m.column): m for m in result.fidelity}
+    assert report[("child", "a")].target_type == "VARCHAR(384)" and report[("child", "a")].fidelity == "approximated"
+    assert report[("parent", "code")].target_type == "VARCHAR(768)"
+    with Inspector(target) as inspector:
+        assert inspector.rows("SELECT id, a, b, label FROM child ORDER BY id") == [(1, "p1", "y", "z"), (2, "p2", "y", "x")]
+
+
+def test_constraints_of_old_backups_are_read_from_the_ddl():
+    """Backups written before the SQLite source gave its constraints as options: from the DDL."""
+    table = TableSchema(name="child", columns=(
+        ColumnSchema("id", "INTEGER", "integer", primary_key=1), ColumnSchema("Parent_ID", "INTEGER", "integer"),
+        ColumnSchema("a", "TEXT", "text"), ColumnSchema("b", "TEXT", "text"),
+    ), create_sql=CONSTRAINED.split(";")[1])
+    found = mapping.table_constraints(table, (), mapping.parse_index)
+    assert [(k.columns, k.referenced_table, k.referenced_columns, k.on_delete, k.on_update) for k in found.foreign_keys] == [
+        (["Parent_ID"], "parent", ["id"], "CASCADE", None),
+        (["other"], "gone", ["id"], None, None),
+        (["defaulted"], "parent", ["id"], "SET DEFAULT", None),
+        (["a"], "parent", ["code"], None, "CASCADE"),
+    ]
+    assert found.unique == [["a", "b"]]
+    assert found.checks == ["qty >= 0 AND qty <= 1000000", "label <> 'x' OR qty = 1", "label IN ('x', 'z')"]
+    # the options, when the source wrote them, win; both object kinds of a foreign key are read
+    with_options = attrs.evolve(table, options={"foreign_keys": [], "unique": [["b"]], "checks": []})
+    objects = tuple(
+        SchemaObject(kind, f"fk{n}", None, table="child", options={"columns": ["a"], "referenced_table": f"t{n}", "referenced_columns": ["x"]})
+        for n, kind in enumerate(("foreign_key", "foreign key"))
+    )
+    found = mapping.table_constraints(with_options, objects, mapping.parse_index)
+    assert found.unique == [["b"]] and found.checks == []
+    assert [k.referenced_table for k in found.foreign_keys] == ["t0", "t1"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "expected"),
+    [
+        ("[Discount]>=(0) AND [Discount]<=(1)", "`Discount` >= ( 0 ) AND `Discount` <= ( 1 )"),
+        ('"qty" BETWEEN 1 AND 10 OR qty IS NULL', "`qty` BETWEEN 1 AND 10 OR `qty` IS NULL"),
+        ("name IN ('a', 'b\\c')", "`name` IN ( 'a' , 'b\\\\c' )"),
+        ("CHECK ((qty = 1))", "( ( `qty` = 1 ) )"),
+        ("length(name) > 0", None),
+        ("name || 'x' = 'ax'", None),
+        ("qty / 2 = 1", None),
+        ("name > 5", None),
+        ("name LIKE 'a%'", None),
+        ("nosuch = 1", None),
+    ],
+)
+def test_check_expressions_carried_over_only_when_they_read_the_same(expression, expected):
+    from unibackup.plugins.mysql.constraints import translate_check
+
+    columns = {
+        "qty": (ColumnSchema("qty", "INTEGER", "integer"), "BIGINT"),
+        "discount": (ColumnSchema("Discount", "REAL", "float"), "DOUBLE"),
+        "name": (ColumnSchema("name", "TEXT", "text"), "VARCHAR(10)"),
+    }
+    assert translate_check(expression, columns, "sqlite", False)[0] == expected
+
+
+def test_keys_share_the_3072_bytes():
+    assert mapping.share_key_bytes([("text", None), ("text", None)]) == [1536, 1536]
+    assert mapping.share_key_bytes([("fixed", 8), ("text", None)]) == [None, 3064]
+    assert mapping.share_key_bytes([("text", 400), ("text", None), ("bytes", None)]) == [400, 1336, 1336]
+    two = TableSchema(name="t", columns=(
+        ColumnSchema("a", "TEXT", "text", primary_key=1, nullable=False), ColumnSchema("b", "TEXT", "text", primary_key=2, nullable=False),
+        ColumnSchema("c", "INTEGER", "integer"), ColumnSchema("d", "VARCHAR(1000)", "text", options={"length": 1000}),
+    ), options={"unique": [["c", "d"]]})
+    report = {m.column: m for m in mapping.map_tables([two], (), "sqlite", MARIADB)}
+    assert report["a"].target_type == report["b"].target_type == "VARCHAR(384)"
+    assert report["a"].fidelity == "approximated" and "384" in report["a"].target_type and "stops the restore" in report["a"].note
+    assert report["d"].target_type == "VARCHAR(766)" and "stored as NULL" in report["d"].note  # 8 bytes of c, 3064 for d
+
+
+def test_northwind_into_mysql(service, databases, tmp_path):
+    """The two-column TEXT primary key of CustomerCustomerDemo used to be 2 x VARCHAR(768): too long."""
+    northwind = SAMPLE_DATA_DIR / "northwind_sqlite" / "northwind.db"
+    if not northwind.exists():
+        pytest.skip("the Northwind sample is not there")
+    backup = service.create_backup(str(northwind), tmp_path).path
+    target = databases.new("northwind", create=False)
+    with pytest.raises(UsageError, match="VARCHAR.384"):  # the bounded keys are approximations
+        service.restore_backup(backup, url_for(target))
+    result = service.restore_backup(backup, url_for(target), allow_lossy=True)
+    report = {(m.table, m.column): m for m in result.fidelity}
+    assert report[("CustomerCustomerDemo", "CustomerID")].target_type == "VARCHAR(384)"
+    assert report[("EmployeeTerritories", "TerritoryID")].target_type == "VARCHAR(766)"  # beside a BIGINT
+    found = _constraints(target)
+    assert len(found["foreign"]) == 13
+    assert ("Order Details", "`Quantity` > 0") in found["checks"]
+    assert not [line for line in result.skipped if line.startswith(("foreign key", "check", "unique", "index"))], result.skipped
+
+
+SQLITE_SAMPLES = sample_databases()
+
+
+@pytest.mark.parametrize("sample", SQLITE_SAMPLES or [None], ids=[p.name for p in SQLITE_SAMPLES] or ["absent"])
+def test_every_sqlite_sample_restores_into_mysql(service, databases, tmp_path, sample):
+    if sample is None:
+        pytest.skip(f"no sample databases in {SAMPLE_DATA_DIR}")
+    backup = service.create_backup(str(sample), tmp_path).path
+    target = databases.new("sample", create=False)
+    result = service.restore_backup(backup, url_for(target), allow_lossy=True)
+    schema = service.inspect_backup(backup).header.schema
+    conn = sqlite3.connect(f"file:{sample}?mode=ro", uri=True)
+    try:
+        expected = {
+            table.name: conn.execute(f'SELECT count(*) FROM "{table.name}"').fetchone()[0]
+            for table in schema.tables if table.has_data and not table.options.get("same_engine_only")
+        }
+    finally:
+        conn.close()
+    with Inspector(target) as inspector:
+        restored = {name: inspector.rows(f"SELECT COUNT(*) FROM `{name}`")[0][0] for name in inspector.tables()}
+    assert {name: restored.get(name) for name in expected} == expected
+    assert result.rows == sum(expected.values())
+
+
+def test_a_value_of_another_type_from_sqlite(service, databases, make_db, tmp_path):
+    many = [(n, n, None, None, n) for n in range(3, 60003)] + [(60003, "late", None, None, 1)]  # a bad value in a later batch
+    path = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER, d DATETIME, k TEXT UNIQUE, must INTEGER NOT NULL);", inserts=[
+        ("INSERT INTO t VALUES (?, ?, ?, ?, ?)", [(1, 5, "2020-01-02 03:04:05", "a", 1), (2, "five", 1598313600, "k" * 800, 2), *many]),
+    ])
+    backup = service.create_backup(str(path), tmp_path).path
+    plain = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY, n INTEGER);", name="plain.db", inserts=[("INSERT INTO t VALUES (?, ?)", [(1, "five")])])
+    plain_backup = service.create_backup(str(plain), tmp_path / "plain").path
+    target = databases.new("loose", create=False)
+    with pytest.raises(SourceError) as refused:  # exact for values of the declared type; this one is not
+        service.restore_backup(plain_backup, url_for(target))
+    assert "Incorrect integer value: 'five'" in refused.value.user_line() and "--allow-lossy" in refused.value.user_line()
+    assert not database_exists(target)
+
+    result = service.restore_backup(backup, url_for(target), allow_lossy=True)
+    with Inspector(target) as inspector:
+        assert inspector.rows("SELECT id, n, d, k FROM t WHERE id < 3 ORDER BY id") == [(1, 5, datetime.datetime(2020, 1, 2, 3, 4, 5), "a"), (2, None, None, None)]
+        assert inspector.rows("SELECT COUNT(*), COUNT(n), SUM(n) FROM t") == [(60003, 60001, 5 + sum(range(3, 60003)))]
+    skipped = "\n".join(result.skipped)
+    assert "2 values of t.n stored as NULL (the first: Incorrect integer value: 'five')" in skipped
+    assert "1 value of t.d stored as NULL (Incorrect datetime value: '1598313600')" in skipped
+    assert "1 value of t.k stored as NULL (Data too long" in skipped
+
+
+def test_a_key_value_longer_than_the_key_allows_stops_the_restore(service, databases, make_db, tmp_path):
+    path = make_db("CREATE TABLE t (a TEXT, b TEXT, PRIMARY KEY (a, b));", inserts=[("INSERT INTO t VALUES (?, ?)", [("x" * 385, "y")])])
+    backup = service.create_backup(str(path), tmp_path).path
+    target = databases.new("long_key", create=False)
+    with pytest.raises(SourceError, match=r"column 'a' \(VARCHAR\(384\)\): Data too long; the column is NOT NULL"):
+        service.restore_backup(backup, url_for(target), allow_lossy=True)
+    assert not database_exists(target)
+
+
+def test_postgresql_intervals_dates_and_floats_into_mysql(service, databases, tmp_path):
+    pg_support = pytest.importorskip("pg_support")
+    if "postgresql" not in [entry.name for entry in service.hooks.sources]:
+        pytest.skip("the postgresql source plugin is not there")
+    made = pg_support.Databases()
+    pg_support.admin_connect().close()
+    try:
+        source = made.new("pg_to_mysql_values")
+        pg_support.run_sql(source, """
+            CREATE TABLE t (id int PRIMARY KEY, iv interval, d date, ts timestamp, tz timestamptz, f float8, n numeric(10,2));
+            INSERT INTO t VALUES
+              (1, '1 day 2 hours', 'infinity', 'infinity', '-infinity', 1.5, 1),
+              (2, '-1 days +02:00:00', '-infinity', '2020-01-01 10:00', '2020-01-01 10:00+02', 'NaN', 'NaN'),
+              (3, '1 mon', '0044-03-15 BC', '-infinity', 'infinity', '-Infinity', 2),
+              (4, '839 hours', '2020-02-29', NULL, NULL, NULL, NULL),
+              (5, '-838:59:59', '2020-01-01', '1999-12-31 23:59:59.5', NULL, 0, 3);
+        """)
+        path = service.create_backup(pg_support.url_for(source), tmp_path).path
+    finally:
+        made.drop_all()
+    target = databases.new("from_pg_values", create=False)
+    with pytest.raises(UsageError, match="would approximate"):  # said before anything is written
+        service.restore_backup(path, url_for(target))
+    result = service.restore_backup(path, url_for(target), allow_lossy=True)
+    report = {m.column: m for m in result.fidelity}
+    for column in ("iv", "d", "ts", "tz", "f", "n"):
+        assert report[column].fidelity == "approximated", report[column]
+    assert "infinity and -infinity become 9999-12-31 and 0001-01-01" in report["d"].note
+    with Inspector(target) as inspector:
+        rows = inspector.rows("SELECT id, CAST(iv AS CHAR), d, ts, tz, f, n FROM t ORDER BY id")
+    assert rows == [
+        (1, "26:00:00.000000", datetime.date(9999, 12, 31), datetime.datetime(9999, 12, 31, 23, 59, 59, 999999), datetime.datetime(1, 1, 1), 1.5, decimal.Decimal("1.00")),
+        (2, "-22:00:00.000000", datetime.date(1, 1, 1), datetime.datetime(2020, 1, 1, 10), datetime.datetime(2020, 1, 1, 8), None, None),
+        (3, None, None, datetime.datetime(1, 1, 1), datetime.datetime(9999, 12, 31, 23, 59, 59, 999999), None, decimal.Decimal("2.00")),
+        (4, None, datetime.date(2020, 2, 29), None, None, None, None),
+        (5, "-838:59:59.000000", datetime.date(2020, 1, 1), datetime.datetime(1999, 12, 31, 23, 59, 59, 500000), None, 0.0, decimal.Decimal("3.00")),
+    ]
+    skipped = "\n".join(result.skipped)
+    assert "2 values of public.t.iv stored as NULL (the first: the interval '1 mon' counts months" in skipped
+    assert "1 value of public.t.d stored as NULL ('0044-03-15 BC' is outside the years 1-9999" in skipped
+    assert "2 values of public.t.f stored as NULL" in skipped and "1 value of public.t.n stored as NULL" in skipped
+
+
+def test_postgresql_intervals_are_read_in_every_style():
+    parse = mapping.parse_interval
+    assert parse("1 day 02:00:00") == (0, datetime.timedelta(days=1, hours=2))
+    assert parse("-1 days +02:00:00") == (0, datetime.timedelta(hours=-22))
+    assert parse("1 year 2 mons 3 days 04:05:06.789") == (14, datetime.timedelta(days=3, hours=4, minutes=5, seconds=6.789))
+    assert parse("@ 1 day 2 hours 3 mins 4.5 secs ago") == (0, -datetime.timedelta(days=1, hours=2, minutes=3, seconds=4.5))
+    assert parse("P1DT2H") == (0, datetime.timedelta(days=1, hours=2))
+    assert parse("-00:00:00.000001") == (0, datetime.timedelta(microseconds=-1))
+    assert parse("hello") is None and parse("1 day later") is None

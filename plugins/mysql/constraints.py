@@ -403,7 +403,7 @@ _NUMERIC = frozenset({"integer", "decimal", "float", "boolean"})
 def translate_check(expression: str, columns: dict[str, tuple[ColumnSchema, str]], engine: str, collated: bool) -> tuple[str | None, str]:
     """A CHECK expression of another engine in MySQL's syntax, or None and why it cannot be.
 
-    ``columns``: the table's columns by lower-case name, with their MySQL types; ``collated``:
+    ``columns``: the table's columns by lower-case name (with their MySQL types); ``collated``:
     the source's DDL gives text columns a collation of their own.
     """
     tokens = tokenize(expression)
@@ -427,8 +427,6 @@ def translate_check(expression: str, columns: dict[str, tuple[ColumnSchema, str]
             if entry is None:
                 return None, f"{token.name!r} is not one of its columns"
             column, target = entry
-            if target.startswith(("LONGTEXT", "LONGBLOB", "JSON")):
-                return None, f"its column {column.name} is {target} in MySQL"
             if column.logical_type in _NUMERIC:
                 classes.add("number")
             elif column.logical_type == "text":
