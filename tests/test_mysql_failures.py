@@ -144,3 +144,16 @@ def test_a_value_the_target_refuses_stops_the_restore_cleanly(service, databases
     with pytest.raises(SourceError, match="writing table 't'.*column 'e'"):
         service.restore_backup(result.path, url_for(target))
     assert not database_exists(target)
+
+
+def test_an_unknown_url_option_is_a_usage_error(service, databases, small, tmp_path):
+    """A misspelt option (unix_sockt) must not silently connect through TCP."""
+    typo = url_for(small) + ("&" if "?" in url_for(small) else "?") + "unix_sockt=/x"
+    line = _one_line(_cli("backup", typo, "-o", str(tmp_path / "out")), 2, "unknown option 'unix_sockt'", "unix_socket, socket")
+    assert "/x" not in line.split("'unix_sockt'")[0]
+    _one_line(_cli("check", typo), 2, "unix_sockt")
+    backup = service.create_backup(url_for(small), tmp_path).path
+    target = databases.new("typo", create=False)
+    _one_line(_cli("restore", backup, url_for(target) + "?sockett=/x"), 2, "unknown option 'sockett'")
+    assert not database_exists(target)
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())

@@ -125,3 +125,55 @@ def test_schema_objects_round_trip(service, databases, tmp_path):
         if _is_mariadb():
             inspector.rows("INSERT INTO tickets (label) VALUES ('c')")
             assert inspector.rows("SELECT id FROM tickets ORDER BY id") == [(100,), (105,), (110,)]
+
+
+def test_a_table_outside_the_snapshot_is_warned_about_once(databases, tmp_path):
+    """Once per backup, and only for the tables it backs up (the preflight, which samples every
+    table first, says nothing)."""
+    import subprocess
+
+    from mysql_support import UNIBACKUP
+
+    source = databases.new("myisam")
+    run_script(source, "CREATE TABLE cust (id INT PRIMARY KEY) ENGINE=InnoDB; CREATE TABLE legacy (id INT PRIMARY KEY) ENGINE=MyISAM;"
+               "INSERT INTO cust VALUES (1); INSERT INTO legacy VALUES (1);")
+    warning = "table legacy: the MyISAM engine has no transactions"
+    whole = subprocess.run([*UNIBACKUP, "backup", url_for(source), "-o", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert whole.returncode == 0, whole.stderr
+    assert whole.stderr.count(warning) == 1, whole.stderr
+    part = subprocess.run([*UNIBACKUP, "backup", url_for(source), "--table", "cust", "-o", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert part.returncode == 0, part.stderr
+    assert "legacy" not in part.stderr, part.stderr
+
+
+def test_foreign_keys_of_either_object_kind_are_restored(databases):
+    """Backups name a foreign key "foreign_key"; "foreign key" (an older spelling) is read too."""
+    from unibackup.locations import parse_location
+    from unibackup.models import ColumnSchema, DatabaseSchema, SchemaObject, TableSchema
+    from unibackup.plugins.mysql import MySQLSource
+    from unibackup.source import RestorePlan
+
+    def table(name: str, *columns: str) -> TableSchema:
+        body = ",\n".join(f"  `{c}` int NOT NULL" for c in columns) + ",\n  PRIMARY KEY (`id`)"
+        return TableSchema(name, tuple(ColumnSchema(c, "int", "integer", nullable=False, primary_key=int(c == "id")) for c in columns),
+                           create_sql=f"CREATE TABLE `{name}` (\n{body}\n) ENGINE=InnoDB")
+
+    objects = tuple(
+        SchemaObject(kind, f"fk_{child}", f"ALTER TABLE `{child}` ADD CONSTRAINT `fk_{child}` FOREIGN KEY (`p_id`) REFERENCES `p` (`id`)",
+                     table=child, options={"columns": ["p_id"], "referenced_table": "p", "referenced_columns": ["id"]})
+        for kind, child in (("foreign_key", "c1"), ("foreign key", "c2"))
+    )
+    schema = DatabaseSchema("mysql", tables=(table("p", "id"), table("c1", "id", "p_id"), table("c2", "id", "p_id")), objects=objects)
+    plan = RestorePlan(schema=schema, tables=schema.tables, source_engine="mysql")
+    target = databases.new("fk_kinds", create=False)
+    restore = MySQLSource(parse_location(url_for(target)))
+    try:
+        restore.open_restore(plan)
+        assert restore.create_schema(plan) == []
+        assert restore.finish_schema(plan) == []
+        restore.commit()
+    finally:
+        restore.close()
+    with Inspector(target) as inspector:
+        names = inspector.rows("SELECT CONSTRAINT_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE CONSTRAINT_SCHEMA = %s ORDER BY 1", (target,))
+    assert names == [("fk_c1",), ("fk_c2",)]

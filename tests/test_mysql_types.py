@@ -238,3 +238,18 @@ def test_spatial_uuid_inet6_and_invisible_columns(service, databases, tmp_path):
     with Inspector(source) as left, Inspector(target) as right:
         assert right.rows(query) == left.rows(query)
         assert right.objects() == left.objects()
+
+
+def test_time_and_the_largest_unsigned_integer_as_documented(service, databases, tmp_path):
+    """TIME is a $timedelta (negative and beyond 24 hours too), BIGINT UNSIGNED max a plain JSON integer."""
+    source = databases.new("time_unsigned")
+    conn = connect(source)
+    with conn.cursor() as cursor:
+        cursor.execute("CREATE TABLE t (id INT PRIMARY KEY, tm TIME, tm6 TIME(6), u BIGINT UNSIGNED)")
+        cursor.execute("INSERT INTO t VALUES (1, '-25:00:01', '100:00:00.5', 18446744073709551615)")
+    conn.close()
+    result = service.create_backup(url_for(source), tmp_path)
+    with open(result.path, "rb") as handle:
+        data = zstandard.ZstdDecompressor().stream_reader(handle).read()
+    assert b'[1,{"$timedelta":[-2,82799,0]},{"$timedelta":[4,14400,500000]},18446744073709551615]' in data.splitlines()
+    assert backup_rows(result.path, "t") == [[1, {"$timedelta": [-2, 82799, 0]}, {"$timedelta": [4, 14400, 500000]}, 18446744073709551615]]

@@ -25,7 +25,7 @@ from unibackup.source import BatchSizer, Location, RestorePlan, Source
 from unibackup.values import JsonText, encode_batch
 
 from . import mapping
-from .connection import PRIVILEGE_CODES, TRANSIENT_CODES, connect, error_code, pymysql_module, quote, server_label, translate
+from .connection import PRIVILEGE_CODES, TRANSIENT_CODES, check_options, connect, error_code, pymysql_module, quote, server_label, translate
 from .constraints import FOREIGN_KEY_KINDS, Constraints, ForeignKey, belongs_to, table_constraints, translate_check
 from .schema import Catalog, ServerInfo
 from .types import read_expression
@@ -105,6 +105,7 @@ class MySQLSource(Source):
 
     def __init__(self, location: Location, settings: dict[str, Any] | None = None):
         super().__init__(location, settings)
+        check_options(location)  # a usage error before anything runs, not a failed check
         self._conn: Any = None
         self._server: ServerInfo | None = None
         self._warned = False
