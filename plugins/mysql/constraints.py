@@ -266,7 +266,7 @@ class Constraints:
 
 def belongs_to(obj: SchemaObject, table: TableSchema) -> bool:
     """Whether ``obj`` is a part of ``table`` (a view never is, whatever table it names)."""
-    if not obj.table or obj.kind in ("view", "materialized view") or unquote(obj.table) != table.name:
+    if not obj.table or obj.kind in ("view", "materialized view", "materialized_view") or unquote(obj.table) != table.name:
         return False
     return obj.namespace is None or table.namespace is None or obj.namespace == table.namespace
 
