@@ -264,9 +264,21 @@ class Constraints:
         return keys
 
 
+def by_table(objects: Iterable[SchemaObject]) -> dict[str, list[SchemaObject]]:
+    """The objects that may belong to a table, by the table's name (see :func:`belongs_to`)."""
+    grouped: dict[str, list[SchemaObject]] = {}
+    for obj in objects:
+        if obj.table and obj.kind not in _NOT_PARTS:
+            grouped.setdefault(unquote(obj.table), []).append(obj)
+    return grouped
+
+
+_NOT_PARTS = frozenset({"view", "materialized view", "materialized_view"})
+
+
 def belongs_to(obj: SchemaObject, table: TableSchema) -> bool:
     """Whether ``obj`` is a part of ``table`` (a view never is, whatever table it names)."""
-    if not obj.table or obj.kind in ("view", "materialized view", "materialized_view") or unquote(obj.table) != table.name:
+    if not obj.table or obj.kind in _NOT_PARTS or unquote(obj.table) != table.name:
         return False
     return obj.namespace is None or table.namespace is None or obj.namespace == table.namespace
 

@@ -19,7 +19,7 @@ import orjson
 from unibackup.models import ColumnMapping, ColumnSchema, SchemaObject, TableSchema
 
 from .connection import quote
-from .constraints import Constraints, parse_create_table, table_constraints, unquote
+from .constraints import Constraints, by_table, parse_create_table, table_constraints, unquote
 
 EXACT, APPROXIMATED, IMPOSSIBLE = "exact", "approximated", "impossible"
 MAX_VARCHAR = 16383  # utf8mb4 characters in a 65,535-byte row
@@ -265,8 +265,9 @@ def map_tables(tables: Iterable[TableSchema], objects: tuple[SchemaObject, ...],
     """The fidelity report: each column's MySQL type. Text and binary columns of a key get a
     bounded type, sized so that every key of the table fits MySQL's 3072-byte limit."""
     mappings = []
+    grouped = by_table(objects)
     for table in tables:
-        constraints = table_constraints(table, objects, parse_index)
+        constraints = table_constraints(table, grouped.get(table.name, ()), parse_index)
         mappings.extend(fit_keys(table, constraints, engine, server))
     return mappings
 

@@ -26,7 +26,7 @@ from unibackup.values import JsonText, encode_batch
 
 from . import mapping
 from .connection import PRIVILEGE_CODES, TRANSIENT_CODES, check_options, connect, error_code, pymysql_module, quote, server_label, translate
-from .constraints import FOREIGN_KEY_KINDS, Constraints, ForeignKey, belongs_to, table_constraints, translate_check
+from .constraints import FOREIGN_KEY_KINDS, Constraints, ForeignKey, belongs_to, by_table, table_constraints, translate_check
 from .schema import Catalog, ServerInfo
 from .types import read_expression
 
@@ -605,11 +605,14 @@ class MySQLSource(Source):
         skipped: list[str] = []
         selected = {table.name: table for table in plan.tables}
         targets = {(m.table, m.column): m.target_type for m in plan.mappings}
-        found = {table.name: table_constraints(table, plan.schema.objects, mapping.parse_index) for table in plan.tables}
+        grouped = by_table(plan.schema.objects)
+        found = {table.name: table_constraints(table, grouped.get(table.name, ()), mapping.parse_index) for table in plan.tables}
+        in_backup = {table.name: table for table in plan.schema.tables}
         for obj in plan.schema.objects:
-            if any(belongs_to(obj, table) for table in plan.tables):
+            owner = mapping.unquote(obj.table) if obj.table else None
+            if owner in selected and belongs_to(obj, selected[owner]):
                 continue
-            if any(belongs_to(obj, table) for table in plan.schema.tables):
+            if owner in in_backup and belongs_to(obj, in_backup[owner]):
                 skipped.append(f"{obj.kind} {obj.name} on {mapping.unquote(obj.table or '')} (its table was not restored)")
             else:
                 skipped.append(f"{obj.kind} {obj.name} ({obj.options.get('skipped') or plan.source_engine + ' SQL cannot run on MySQL'})")
@@ -725,7 +728,7 @@ class MySQLSource(Source):
         if match is not None:  # the order of the key, as InnoDB needs
             pairs = dict(zip(referenced, columns))
             referenced, columns = list(match), [pairs[c] for c in match]
-        elif not any(c[: len(referenced)] == referenced for _, c, _ in parent_keys.indexes):
+        elif not any(c[: len(referenced)] == referenced for c in [parent_keys.primary, *parent_keys.unique, *(c for _, c, _ in parent_keys.indexes)]):
             return None, f"({', '.join(referenced)}) is not a key of {parent.name}"
         actions = ""
         for kind in ("on_delete", "on_update"):
