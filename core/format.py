@@ -47,14 +47,21 @@ class _BackgroundSink:
         self._sink = sink
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._error: BaseException | None = None
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="unibackup-writer", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
             try:
-                if item is None:
+                # polled, so that a stop is seen even when a signal broke the queue's hand-over
+                item = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if self._stopping:
+                    return
+                continue
+            try:
+                if item is None or self._stopping:
                     return
                 data, hashers = item
                 if self._error is None:
@@ -81,9 +88,19 @@ class _BackgroundSink:
         self._check()
 
     def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
+        """Stop the worker; what is still queued is dropped (the caller is failing or done)."""
+        self._stopping = True
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass
+        self._thread.join(timeout=10)
+        while True:  # whatever the worker left: nobody waits for it any more
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+            self._queue.task_done()
 
 
 class BackupWriter:
@@ -105,9 +122,11 @@ class BackupWriter:
         self.bytes = 0
 
     def close(self) -> None:
-        """Stop the worker thread, if any; safe to call more than once."""
+        """Stop the worker thread, if any; safe to call more than once. Writes after it go
+        straight to the sink."""
         if self._worker is not None:
-            self._worker.close()
+            worker, self._worker = self._worker, None
+            worker.close()
 
     def _drain(self) -> None:
         if self._worker is not None:
@@ -291,7 +310,30 @@ def parse_header(line: bytes) -> BackupHeader:
             f"the backup has format version {version!r}; this unibackup reads version {FORMAT_VERSION}",
             hint="upgrade unibackup, or run 'unibackup migrate' if it is older",
         )
-    return _structure(record, BackupHeader, "header")
+    header = _structure(record, BackupHeader, "header")
+    check_header_schema(header)
+    return header
+
+
+def check_header_schema(header: BackupHeader) -> None:
+    """What every engine needs of the schema in a header: tables named once, columns named
+    once per table, and no NUL character in a name (no engine has one)."""
+    seen: set[tuple[str | None, str]] = set()
+    for table in header.schema.tables:
+        key = (table.namespace, table.name)
+        if key in seen:
+            raise CorruptBackupError(f"the header lists the table {table.qualified_name!r} twice")
+        seen.add(key)
+        names = [table.name, table.namespace or "", *(c.name for c in table.columns), *(c.name for c in table.generated_columns)]
+        if any("\x00" in name for name in names):
+            raise CorruptBackupError(f"a name in table {table.qualified_name[:60]!r} holds a NUL character")
+        columns = [c.name for c in (*table.columns, *table.generated_columns)]
+        if len(set(columns)) != len(columns):
+            duplicate = next(name for name in columns if columns.count(name) > 1)
+            raise CorruptBackupError(f"the table {table.qualified_name!r} names the column {duplicate!r} twice")
+    for obj in header.schema.objects:
+        if "\x00" in obj.name or "\x00" in (obj.sql or ""):
+            raise CorruptBackupError(f"the {obj.kind} {obj.name[:60]!r} holds a NUL character")
 
 
 class BackupReader:
@@ -345,6 +387,8 @@ class BackupReader:
                 if line[:1] == b"[":
                     if table is None:
                         raise CorruptBackupError("a row line stands outside a table")
+                    if not table.has_data:
+                        raise CorruptBackupError(f"the table {table.qualified_name!r} has rows, but its header says it keeps none")
                     end = index
                     while end < count and lines[end][:1] == b"[":
                         end += 1
@@ -374,6 +418,9 @@ class BackupReader:
                         raise CorruptBackupError(f"the table {record.get('name')!r} is not in the header")
                     if key in seen_tables:
                         raise CorruptBackupError(f"the table {table.qualified_name!r} appears twice")
+                    expected = self.header.schema.tables[len(seen_tables)]  # type: ignore[union-attr]
+                    if (expected.namespace, expected.name) != key:
+                        raise CorruptBackupError(f"the table {table.qualified_name!r} comes where the header has {expected.qualified_name!r}")
                     seen_tables.add(key)
                     table_hash = hashlib.sha256() if check else None
                     table_rows = 0
@@ -403,6 +450,9 @@ class BackupReader:
                     if table is not None:
                         raise CorruptBackupError(f"the trailer comes inside table {table.qualified_name!r}")
                     trailer = _structure(record, Trailer, "trailer")
+                    if len(seen_tables) != len(tables_by_key):
+                        missing = next(t for t in self.header.schema.tables if (t.namespace, t.name) not in seen_tables)  # type: ignore[union-attr]
+                        raise CorruptBackupError(f"the table {missing.qualified_name!r} of the header is missing from the file")
                     if trailer.rows != total_rows or trailer.tables != len(self.footers):
                         raise CorruptBackupError(
                             f"the trailer counts {trailer.tables} tables and {trailer.rows} rows; "
