@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from .cancellation import raise_if_cancelled
 from .errors import TransientError, UnibackupError, UsageError
 from .compression import seal_length
 from .files import SealingWriter, publish
@@ -98,6 +99,7 @@ def _write_tables(
         table_bytes = 0
         if table.has_data:
             for batch in source.read_batches(table, sizer):
+                raise_if_cancelled()
                 rows, written = writer.write_rows(batch)
                 table_bytes += written
                 strategy.observe(rows, written)
@@ -130,9 +132,9 @@ def _write_file(
         writer = BackupWriter(sink, background=True)
         try:
             _write_tables(writer, header, source, tables, strategy, context)
+            trailer = writer.write_trailer()  # waits for the worker to write everything before it
         finally:
             writer.close()
-        trailer = writer.write_trailer()
         if header.sealed:
             sink.finish_before_seal()
             raw.write(type(compressor).seal(sealing.digest()))
@@ -222,6 +224,7 @@ def run_backup(
         finally:
             source.close()
             resources.release(source)
+        raise_if_cancelled()  # the last moment a cancel can still leave nothing behind
         write_retry.call(lambda: _publish(temporary, final), operation="write_file", on_retry=on_retry)
         resources.keep(temporary)
         elapsed = time.monotonic() - started

@@ -27,6 +27,18 @@ class Interrupted(KeyboardInterrupt):
         self.message = message
 
 
+#: the message of a signal that arrived, until the operation that caught it ends. Code that can
+#: swallow the exception (a C extension turning it into another error) cannot lose the request:
+#: :func:`raise_if_cancelled` at the pipeline's checkpoints raises it again.
+_pending: list[str] = []
+
+
+def raise_if_cancelled() -> None:
+    """Raise :class:`Interrupted` when a signal arrived (a checkpoint between batches)."""
+    if _pending:
+        raise Interrupted(_pending[-1])
+
+
 @contextlib.contextmanager
 def cancel_on_signals(what: str) -> Iterator[None]:
     """Turn SIGINT/SIGTERM into :class:`Interrupted` for the duration of ``what``."""
@@ -34,6 +46,7 @@ def cancel_on_signals(what: str) -> Iterator[None]:
         yield
         return
     fired = False
+    depth = len(_pending)
 
     def handler(signum: int, frame: Any) -> None:
         nonlocal fired
@@ -41,7 +54,9 @@ def cancel_on_signals(what: str) -> Iterator[None]:
             return
         fired = True
         name = signal.Signals(signum).name
-        raise Interrupted(f"{what} cancelled by {name}; nothing was left behind")
+        message = f"{what} cancelled by {name}; nothing was left behind"
+        _pending.append(message)
+        raise Interrupted(message)
 
     previous = {signum: signal.signal(signum, handler) for signum in _SIGNALS}
     try:
@@ -50,3 +65,4 @@ def cancel_on_signals(what: str) -> Iterator[None]:
         # The clean-up inside the block has run by now (further signals were ignored).
         for signum, old in previous.items():
             signal.signal(signum, old)
+        del _pending[depth:]

@@ -13,6 +13,7 @@ import attrs
 from typing import TYPE_CHECKING, Callable, Iterator
 
 from .backup import peak_rss_bytes
+from .cancellation import raise_if_cancelled
 from .errors import CorruptBackupError, ErrorClass, UnibackupError, UsageError
 from .format import BackupReader, RowBatch, TableStart
 from .models import BackupHeader, PerformanceMetrics, RestoreResult, TableFooter, to_dict
@@ -81,6 +82,7 @@ def run_restore(
             skipped.extend(target.create_schema(plan))
             current = None
             for record in records:
+                raise_if_cancelled()
                 if isinstance(record, TableStart):
                     current = record.table if (record.table.namespace, record.table.name) in wanted else None
                     if current is not None:
@@ -98,6 +100,7 @@ def run_restore(
             if reader.trailer is None:
                 raise CorruptBackupError("the backup has no trailer (incomplete or truncated)")
             skipped.extend(target.finish_schema(plan))
+            raise_if_cancelled()
             target.commit()
         except BaseException as failure:
             try:

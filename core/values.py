@@ -145,7 +145,9 @@ def encode_batch(rows: Sequence[Sequence[Any]]) -> EncodedRows:
     try:
         for row in rows:
             buffer += dumps(row, default=special, option=options)
-    except (TypeError, orjson.JSONEncodeError):
+    except (TypeError, orjson.JSONEncodeError) as error:
+        if isinstance(error.__cause__, KeyboardInterrupt):  # a signal landed in ``special``
+            raise error.__cause__ from None
         return _encode_batch_slowly(rows)
     if buffer.count(b"[") != len(rows) or buffer.count(b"{") != tags:
         return _encode_batch_slowly(rows)
