@@ -11,6 +11,7 @@ import datetime
 import hashlib
 import io
 import os
+import stat
 import re
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
@@ -260,6 +261,8 @@ def open_backup(
     """Open ``path``: recognise compression and format version, migrate older versions."""
     path = Path(path)
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode) and not path.is_dir():
+            raise UsageError(f"{str(path)!r} is not a regular file")  # a pipe would hang, a device never ends
         raw = open(path, "rb")
     except FileNotFoundError:
         raise UsageError(f"the backup {str(path)!r} does not exist") from None

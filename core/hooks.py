@@ -88,7 +88,7 @@ class Hooks:
         for entry in self.sources:
             if entry.implementation.accepts_path(location.path):
                 return entry.implementation
-        raise UsageError(f"{location.path!r} is not a database any source plugin can read")
+        raise UsageError(f"{location.path!r} is not a database file any source plugin can read or write")
 
     def register_commands(self, cli: click.Group) -> None:
         """Let plugins add commands; a failing plugin is logged, not fatal."""

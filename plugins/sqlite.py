@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import secrets
+import stat
 import sqlite3
 import urllib.parse
 from pathlib import Path
@@ -196,13 +197,16 @@ class SQLiteSource(Source):
 
     def __init__(self, location: Any, settings: dict[str, Any] | None = None):
         super().__init__(location, settings)
-        self.path = os.path.abspath(location.path)
+        # a link is followed: a restore replaces the database it points to, not the link
+        self.path = os.path.realpath(location.path)
         self._conn: sqlite3.Connection | None = None
         self._temporary: Path | None = None
         self._replace = False
 
     @classmethod
     def accepts_path(cls, path: str) -> bool:
+        if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+            return False  # a device, a pipe or a socket is no database file (and opening a pipe hangs)
         try:
             with open(path, "rb") as handle:
                 head = handle.read(len(SQLITE_MAGIC))
