@@ -211,3 +211,20 @@ def test_a_signal_that_lands_inside_a_listener_still_cancels(small_db: Path, tmp
         timer.cancel()
     assert listener.kinds[-1] == "cancelled"
     assert not (tmp_path / "out").exists() or list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_swallowed_signal_is_raised_again_at_the_next_checkpoint() -> None:
+    """A C extension may turn the KeyboardInterrupt into an error of its own, which a caller then
+    handles: the request to cancel must survive until the pipeline's next checkpoint."""
+    from unibackup.cancellation import Interrupted, cancel_on_signals, raise_if_cancelled
+
+    with pytest.raises(Interrupted, match="the test cancelled by SIGTERM"):
+        with cancel_on_signals("the test"):
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+                time.sleep(5)  # the handler raises here
+            except KeyboardInterrupt:
+                pass  # swallowed, as by a driver that turns it into its own error
+            raise_if_cancelled()
+            pytest.fail("the checkpoint did not raise")
+    raise_if_cancelled()  # the operation that caught it has ended: nothing is pending any more

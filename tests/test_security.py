@@ -454,3 +454,81 @@ def test_a_value_its_strict_column_refuses_is_damage(tmp_path: Path, service: Ba
     backup = craft(tmp_path / "strict.ubk.jsonl", header((strict,)), {"t": [orjson.dumps(["not a number"])]})
     assert service.verify_backup(backup, "full").valid  # well-formed; only the schema knows better
     assert_refused(service, backup, tmp_path, "a value of the wrong type")
+
+
+# -- a header and a body that contradict each other ---------------------------------------------
+
+
+def craft_body(path: Path, head: BackupHeader, body: list[tuple[TableSchema, list[bytes]]]) -> Path:
+    """A backup whose header says ``head`` and whose body holds the tables of ``body``, in that
+    order, with consistent digests and counts: only the header and the body disagree."""
+    buffer = io.BytesIO()
+    writer = BackupWriter(buffer)
+    writer.write_header(head)
+    for t, lines in body:
+        writer.begin_table(t)
+        writer.write_rows(lines)
+        writer.end_table()
+    writer.write_trailer()
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+ROW = orjson.dumps(["v"])
+CONTRADICTIONS = {
+    "a table named twice in the header": (
+        header((table("t"), table("t"))), [(table("t"), [ROW])], "lists the table 't' twice"),
+    "a column named twice": (
+        header((table("t", columns=("a", "a")),)), [(table("t", columns=("a", "a")), [orjson.dumps(["v", "w"])])], "names the column 'a' twice"),
+    "a NUL in a table name": (
+        header((table("t\x00x", create_sql='CREATE TABLE "t"(a)'),)), [(table("t\x00x", create_sql='CREATE TABLE "t"(a)'), [ROW])], "NUL character"),
+    "a NUL in a column name": (
+        header((table("t", columns=("a\x00b",), create_sql='CREATE TABLE "t"(a)'),)), [(table("t", columns=("a\x00b",), create_sql='CREATE TABLE "t"(a)'), [ROW])], "NUL character"),
+    "a NUL in an object's SQL": (
+        header((table(),), (SchemaObject("index", "ix", "CREATE INDEX ix ON t(a)\x00; DROP TABLE t", table="t"),)), [(table(), [ROW])], "NUL character"),
+    "tables out of the header's order": (
+        header((table("a"), table("b"))), [(table("b"), [ROW]), (table("a"), [ROW])], "comes where the header has 'a'"),
+    "a table of the header missing": (
+        header((table("a"), table("b"))), [(table("a"), [ROW])], "'b' of the header is missing"),
+    "rows for a table that keeps none": (
+        header((table("t", has_data=False),)), [(table("t", has_data=False), [ROW])], "its header says it keeps none"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONTRADICTIONS))
+def test_a_header_the_body_contradicts_is_damage(case: str, tmp_path: Path, service: BackupService) -> None:
+    head, body, fragment = CONTRADICTIONS[case]
+    backup = craft_body(tmp_path / "contradiction.ubk.jsonl", head, body)
+    report = service.verify_backup(backup, "full")
+    assert not report.valid
+    assert fragment in report.findings[0].message, report.findings[0].message
+    assert_refused(service, backup, tmp_path)
+
+
+def test_a_pipe_is_neither_a_backup_nor_a_database(tmp_path: Path) -> None:
+    """Opening a FIFO for reading blocks until a writer comes: it must be refused, not opened."""
+    fifo = tmp_path / "backup.ubk.jsonl.zst"
+    os.mkfifo(fifo)
+    for args in (("verify", str(fifo)), ("info", str(fifo)), ("restore", str(fifo), str(tmp_path / "r.db"))):
+        result = subprocess.run([sys.executable, "-m", "unibackup", *args], capture_output=True, text=True, timeout=60, env=child_env())
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.strip() == f"unibackup: error: {str(fifo)!r} is not a regular file"
+    backup = subprocess.run(
+        [sys.executable, "-m", "unibackup", "backup", str(fifo), "-o", str(tmp_path / "out")], capture_output=True, text=True, timeout=60, env=child_env()
+    )
+    assert backup.returncode == 2, backup.stderr
+    assert backup.stderr.count("\n") == 1 and "is not a database file" in backup.stderr
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_a_restore_through_a_symbolic_link_replaces_the_database_it_points_to(tmp_path: Path, service: BackupService) -> None:
+    source = make_db(tmp_path / "source.db", "CREATE TABLE t(a)", [("INSERT INTO t VALUES (?)", [(1,), (2,)])])
+    backup = service.create_backup(str(source), tmp_path / "backups").path
+    real = make_db(tmp_path / "real.db", "CREATE TABLE old(b)", [("INSERT INTO old VALUES (?)", [(9,)])])
+    link = tmp_path / "link.db"
+    link.symlink_to(real)
+    service.restore_backup(backup, str(link), force=True)
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    with sqlite3.connect(real) as conn:
+        assert conn.execute("SELECT a FROM t ORDER BY a").fetchall() == [(1,), (2,)]
+        assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'old'").fetchone() == (0,)
