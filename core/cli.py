@@ -18,6 +18,7 @@ import orjson
 
 from . import __version__
 from .config import Config, load_config
+from .display import counted, human_size
 from .errors import EXIT_FAILED, EXIT_INVALID_BACKUP, EXIT_USAGE, UnibackupError, UsageError
 from .models import to_dict
 from .operations import classify
@@ -52,18 +53,6 @@ class CliState:
 
 def _emit_json(data: Any) -> None:
     click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS, default=str).decode())
-
-
-def _human_size(size: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} TiB"
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
@@ -173,8 +162,8 @@ def backup(state: CliState, source: str, output_dir: str | None, compression: st
     if not state.quiet:
         m = result.metrics
         click.echo(
-            f"{_count(result.trailer.tables, 'table')}, {_count(result.trailer.rows, 'row')}, {_human_size(result.compression.bytes_in)} -> "
-            f"{_human_size(result.compression.bytes_out)} ({result.compression.compressor}) in {m.duration_s:.2f} s",
+            f"{counted(result.trailer.tables, 'table')}, {counted(result.trailer.rows, 'row')}, {human_size(result.compression.bytes_in)} -> "
+            f"{human_size(result.compression.bytes_out)} ({result.compression.compressor}) in {m.duration_s:.2f} s",
             err=True,
         )
     click.echo(result.path)
@@ -203,7 +192,7 @@ def restore(state: CliState, backup_file: str, target: str, tables: tuple[str, .
         return
     for skipped in result.skipped:
         click.echo(f"skipped: {skipped}", err=True)
-    click.echo(f"restored {_count(result.tables, 'table')}, {_count(result.rows, 'row')} into {result.target} in {result.metrics.duration_s:.2f} s")
+    click.echo(f"restored {counted(result.tables, 'table')}, {counted(result.rows, 'row')} into {result.target} in {result.metrics.duration_s:.2f} s")
 
 
 def _print_fidelity_report(plan: Any) -> None:
@@ -230,7 +219,7 @@ def verify(state: CliState, backup_file: str, level: str, as_json: bool) -> None
             if report.valid or finding is not report.findings[0]:
                 click.echo(f"unibackup: {finding.severity}: {finding.message}", err=True)
         if report.valid:
-            click.echo(f"{backup_file}: valid ({level}): {_count(report.tables, 'table')}, {_count(report.rows, 'row')}")
+            click.echo(f"{backup_file}: valid ({level}): {counted(report.tables, 'table')}, {counted(report.rows, 'row')}")
     if not report.valid:
         if not as_json:
             first = report.findings[0].message if report.findings else "invalid"
@@ -251,11 +240,14 @@ def list_(state: CliState, directory: str, as_json: bool) -> None:
     if not summaries:
         click.echo(f"no backups in {directory}", err=True)
         return
+    width = max(len(os.path.basename(s.path)) for s in summaries)
+    engine_width = max(len(s.engine or "") for s in summaries)
     for s in summaries:
+        name = os.path.basename(s.path).ljust(width)
         if s.error:
-            click.echo(f"{os.path.basename(s.path)}  {_human_size(s.size):>10}  unreadable: {s.error}")
+            click.echo(f"{name}  {human_size(s.size):>10}  unreadable: {s.error}")
         else:
-            click.echo(f"{os.path.basename(s.path)}  {_human_size(s.size):>10}  {s.created_at}  {s.engine}  {s.tables} tables  {s.source}")
+            click.echo(f"{name}  {human_size(s.size):>10}  {s.created_at}  {(s.engine or '').ljust(engine_width)}  {counted(s.tables, 'table'):>10}  {s.source}")
 
 
 @cli.command()
@@ -269,15 +261,17 @@ def info(state: CliState, backup_file: str, as_json: bool) -> None:
         _emit_json(to_dict(details))
         return
     header = details.header
-    click.echo(f"file:        {details.path} ({_human_size(details.size)})")
+    click.echo(f"file:        {details.path} ({human_size(details.size)})")
     click.echo(f"format:      unibackup version {details.format_version}" + (f" (migrated by {', '.join(details.migrated_by)})" if details.migrated_by else ""))
     click.echo(f"compression: {details.compressor}")
-    click.echo(f"created:     {header.created_at} by unibackup {header.tool_version}")
-    click.echo(f"source:      {header.source.identity} ({header.source.engine} {header.source.server_version})")
+    click.echo(f"created:     {header.created_at or 'unknown'} by unibackup {header.tool_version or '(version unknown)'}")
+    engine, version = header.source.engine or "engine unknown", header.source.server_version or ""
+    # "PostgreSQL 15.4 (Debian ...)" names its engine already
+    click.echo(f"source:      {header.source.identity or 'unknown'} ({version if version.lower().startswith(engine) else f'{engine} {version}'.strip()})")
     complete = details.trailer is not None
     click.echo(f"complete:    {'yes' if complete else 'NO (no trailer)'}")
     if details.trailer:
-        click.echo(f"totals:      {_count(details.trailer.tables, 'table')}, {_count(details.trailer.rows, 'row')}, {_human_size(details.trailer.bytes)} uncompressed")
+        click.echo(f"totals:      {counted(details.trailer.tables, 'table')}, {counted(details.trailer.rows, 'row')}, {human_size(details.trailer.bytes)} uncompressed")
     for table in header.schema.tables:
         rows = details.table_rows.get(table.qualified_name, "?")
         click.echo(f"  {table.qualified_name}: {rows} rows, {len(table.columns)} columns")
@@ -298,9 +292,9 @@ def estimate(state: CliState, source: str, as_json: bool) -> None:
     if as_json:
         _emit_json(to_dict(result))
         return
-    click.echo(f"{result.source}: {_count(result.tables, 'table')}, about {_count(result.rows, 'row')}, {_human_size(result.source_bytes)} of data")
+    click.echo(f"{result.source}: {counted(result.tables, 'table')}, about {counted(result.rows, 'row')}, {human_size(result.source_bytes)} of data")
     for name, size in sorted(result.estimated_backup_bytes.items(), key=lambda item: item[1]):
-        click.echo(f"  {name:>8}: about {_human_size(size)}")
+        click.echo(f"  {name:>8}: about {human_size(size)}")
 
 
 @cli.command()
@@ -336,6 +330,11 @@ def check(state: CliState, source: str, output_dir: str | None, compression: str
 def plugins(state: CliState, show_all: bool, hook: str | None, as_json: bool) -> None:
     """List the plugins, their versions and what they provide."""
     service = state.service()
+    if hook is not None:
+        known = sorted(name for name in dir(service.host.manager.hook) if name.startswith("unibackup_"))
+        hook = hook if hook.startswith("unibackup_") else f"unibackup_{hook}"
+        if hook not in known:
+            raise UsageError(f"unknown hook {hook!r}; known: {', '.join(known)}")
     rows = []
     provides: dict[str, list[str]] = {}
     for registry_name in ("sources", "compressors", "batching_strategies", "validators", "migrators", "listeners"):

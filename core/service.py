@@ -22,7 +22,7 @@ from .config import Config, plugin_settings
 from .errors import ConfigError, PluginError, UnibackupError, UsageError
 from .estimate import sample_source
 from .events import EventListener
-from .files import UnrecognisedFileError, OpenedBackup, backup_file_name, is_backup_name, open_backup
+from .files import BACKUP_MARK, UnrecognisedFileError, OpenedBackup, backup_file_name, is_backup_name, open_backup
 from .format import BackupReader, ReadLimits
 from .hooks import Hooks
 from .locations import parse_location
@@ -155,6 +155,16 @@ class BackupService:
                 yield opened
         except UnrecognisedFileError as error:
             missing = self.host.unavailable(("failed", "blocked"))  # not those left out on purpose
+            name = Path(path).name
+            suffix = name[name.index(BACKUP_MARK) + len(BACKUP_MARK):] if BACKUP_MARK in name else ""
+            # named as a backup by a compressor that is not here, or starting like a well-known
+            # compressed format: a missing plugin, not damage
+            if error.looks_like is not None:
+                hints = [f"install or enable a compressor plugin that reads {error.looks_like}", *missing.values()]
+                raise PluginError(f"{name!r} is {error.looks_like}-compressed, and no loaded compressor reads it", hint="; ".join(hints)) from None
+            if suffix and suffix not in {compressor.suffix for compressor in compressors}:
+                hints = [f"install or enable the compressor plugin that writes {suffix!r} files", *missing.values()]
+                raise PluginError(f"{error.message}; no loaded compressor writes files ending in {suffix!r}", hint="; ".join(hints)) from None
             if not missing:
                 raise
             raise PluginError(
@@ -251,19 +261,11 @@ class BackupService:
         def body(context: OperationContext, resources: ResourceManager) -> BackupResult:
             for note in notes:
                 context.emit("warning", message=note)
-            created = self._prepare_output_dir(directory)
-            try:
+            with self.output_directory(directory):
                 if self.config.preflight.enabled:
                     run_preflight(self, source, directory, options.compression, on_retry=context.retrying).raise_for_failure()
                 remove_leftovers(directory, self._is_our_temporary)
                 return run_backup(self, source, directory, options, context, resources)
-            except BaseException:
-                for path in created:  # a failed backup leaves no directory it made behind
-                    try:
-                        path.rmdir()
-                    except OSError:
-                        break
-                raise
 
         return self._run("backup", body)
 
@@ -293,6 +295,21 @@ class BackupService:
             return run_preflight(self, source, directory, name, use_cache=False, on_retry=context.retrying)
 
         return self._run("check", body, source=identity)
+
+    @contextlib.contextmanager
+    def output_directory(self, directory: Path) -> Iterator[Path]:
+        """Make sure ``directory`` exists and is writable, creating what is missing (mode 0700),
+        for the duration of the block; a block that fails leaves no directory it made behind."""
+        created = self._prepare_output_dir(directory)
+        try:
+            yield directory
+        except BaseException:
+            for path in created:  # deepest first; one that is not empty stops the removal
+                try:
+                    path.rmdir()
+                except OSError:
+                    break
+            raise
 
     def _prepare_output_dir(self, directory: Path) -> list[Path]:
         """Make sure ``directory`` exists and is writable; return the directories made, deepest first."""

@@ -41,6 +41,7 @@ import ijson
 import orjson
 
 from unibackup import __version__, hookimpl
+from unibackup.display import counted, human_size
 from unibackup.errors import CorruptBackupError, UsageError
 from unibackup.files import BACKUP_MARK, SealingWriter, publish
 from unibackup.format import FORMAT_VERSION, BackupReader, BackupWriter, RowBatch, TableStart
@@ -727,25 +728,32 @@ def migrate_backup(service: Any, old: str, output: str | None = None, compressio
     except ValueError as error:
         raise UsageError(str(error)) from None
     old_path = Path(old)
+    # a directory when it is one, or when the name says so ("out/"): it is made if missing
+    into_directory = output is not None and (output.endswith(("/", os.sep)) or Path(output).is_dir())
     if output is None:
         final = default_target(old_path, compressor_cls.suffix)
-    elif Path(output).is_dir():
+    elif into_directory:
         final = Path(output) / default_target(old_path, compressor_cls.suffix).name
     else:
         final = Path(output)
     if final.exists():
         raise UsageError(f"{final} already exists; migrate never overwrites a file")
-    if not final.parent.is_dir():
+    if not into_directory and not final.parent.is_dir():
         raise UsageError(f"the directory {str(final.parent)!r} does not exist")
 
     def body(context: Any, resources: Any) -> MigrationResult:
-        with service.open_backup(old_path) as opened:
-            if not opened.migrators:
-                raise UsageError(f"{old} is already format version {FORMAT_VERSION}; there is nothing to migrate")
-            temporary = resources.temp_path(final.parent, final.name)
-            copy = _copy_migrated(opened.splitter, temporary, compressor_cls, level, context)
-            format_version, migrated_by = opened.format_version, opened.migrators
-        publish(temporary, final)
+        with service.output_directory(final.parent):
+            try:
+                with service.open_backup(old_path) as opened:
+                    if not opened.migrators:
+                        raise UsageError(f"{old} is already format version {FORMAT_VERSION}; there is nothing to migrate")
+                    temporary = resources.temp_path(final.parent, final.name)
+                    copy = _copy_migrated(opened.splitter, temporary, compressor_cls, level, context)
+                    format_version, migrated_by = opened.format_version, opened.migrators
+                publish(temporary, final)
+            except BaseException:
+                resources.cleanup()  # the temporary goes before the directory made for it
+                raise
         resources.keep(temporary)
         left_out = copy.header.schema.settings.get("legacy_v1_left_out") or ()
         return MigrationResult(
@@ -861,7 +869,10 @@ def migrate_command(ctx: click.Context, old: str, output: str | None, compressio
     for note in result.notes:
         click.echo(f"  note: {note}")
     stats = result.compression
-    click.echo(f"  {result.tables} tables, {result.rows} rows, {stats.bytes_in} bytes -> {stats.bytes_out} ({stats.compressor})")
+    click.echo(
+        f"  {counted(result.tables, 'table')}, {counted(result.rows, 'row')}, "
+        f"{human_size(stats.bytes_in)} -> {human_size(stats.bytes_out)} ({stats.compressor})"
+    )
     click.echo(result.path)
 
 

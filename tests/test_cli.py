@@ -221,3 +221,28 @@ def test_compression_is_recognised_from_the_bytes_not_the_name(service, db: Path
         report = service.verify_backup(renamed, "full")
         assert report.valid and report.details["compressor"] == compression
         assert service.inspect_backup(renamed).table_rows == {"books": 25, "notes": 0}
+
+
+def test_an_unknown_hook_is_a_usage_error(tmp_path: Path) -> None:
+    assert_one_error_line(run("plugins", "--hook", "nosuchhook", cwd=tmp_path), 2, "unknown hook 'unibackup_nosuchhook'; known: ", "unibackup_register_compressors")
+    short = run("plugins", "--hook", "register_compressors", "--json", cwd=tmp_path)
+    assert short.returncode == 0 and {row["name"] for row in json.loads(short.stdout)} >= {"zstd", "gzip", "brotli", "none"}
+
+
+def test_a_backup_whose_compressor_is_not_loaded_is_a_plugin_problem_not_damage(tmp_path: Path) -> None:
+    """A good backup must never be called damaged (exit 3) only because its plugin is missing."""
+    import lzma
+
+    xz = tmp_path / "db-20260101T000000000000Z.ubk.jsonl.xz"
+    xz.write_bytes(lzma.compress(b'{"type":"header","format":"unibackup","format_version":2}\n'))
+    named = assert_one_error_line(run("verify", str(xz), cwd=tmp_path), 2, "is xz-compressed, and no loaded compressor reads it")
+    renamed = tmp_path / "renamed.bin"
+    renamed.write_bytes(xz.read_bytes())
+    assert_one_error_line(run("verify", str(renamed), cwd=tmp_path), 2, "'renamed.bin' is xz-compressed")
+    unknown = tmp_path / "db-20260101T000000000000Z.ubk.jsonl.lz9"
+    unknown.write_bytes(b"\x00\x01 not a known format")
+    assert_one_error_line(run("info", str(unknown), cwd=tmp_path), 2, "no loaded compressor writes files ending in '.lz9'")
+    junk = tmp_path / "junk.ubk.jsonl.zst"
+    junk.write_bytes(b"\x00\x01 not a known format")
+    assert_one_error_line(run("verify", str(junk), cwd=tmp_path), 3, "is neither a unibackup file nor compressed by a known compressor")
+    assert "install or enable" in named

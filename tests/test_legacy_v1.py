@@ -389,3 +389,18 @@ def test_a_quiet_migrate_prints_only_the_path(tmp_path: Path, capsys: pytest.Cap
     code, out, err = run(capsys, "-q", "migrate", old)
     assert code == 0, err
     assert out == f"{tmp_path / 'old.ubk.jsonl.zst'}\n"
+
+
+def test_migrate_into_a_directory_named_with_a_trailing_slash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = write_v1(tmp_path / "old.json", {"vals": V1_ROWS}, None)
+    code, out, err = run(capsys, "migrate", old, "-o", "made/deeper/", "--compression", "gzip")
+    assert code == 0, err
+    assert out.strip().splitlines()[-1] == "made/deeper/old.ubk.jsonl.gz"
+    assert (tmp_path / "made" / "deeper" / "old.ubk.jsonl.gz").is_file()
+    assert stat.S_IMODE((tmp_path / "made").stat().st_mode) == 0o700
+    assert f"  1 table, {len(V1_ROWS)} rows, " in out
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"metadata": {}, "data": {"t": [{"a": 1')
+    code, _, err = run(capsys, "migrate", broken, "-o", "other/deeper/")
+    assert code == 3, err
+    assert not (tmp_path / "other").exists()  # a failed migration leaves no directory it made
