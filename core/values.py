@@ -15,6 +15,7 @@ import base64
 import datetime
 import decimal
 import math
+import re
 import uuid
 import operator
 from typing import Any, Callable, Iterable, Sequence
@@ -178,6 +179,8 @@ def _decode_float(payload: Any) -> float:
 
 def _decode_timedelta(payload: Any) -> datetime.timedelta:
     days, seconds, microseconds = payload
+    if not all(type(part) is int for part in payload) or not (0 <= seconds < 86_400 and 0 <= microseconds < 1_000_000):
+        raise ValueError("not [days, seconds, microseconds] in normal form")
     return datetime.timedelta(days=days, seconds=seconds, microseconds=microseconds)
 
 
@@ -187,17 +190,35 @@ def _decode_array(payload: Any) -> list[Any]:
     return [decode_value(item) for item in payload]
 
 
+_INTEGER_TEXT = re.compile(r"-?[0-9]+")
+_UUID_TEXT = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+def _text_payload(parse: Callable[[str], Any], pattern: "re.Pattern[str] | None" = None) -> Callable[[Any], Any]:
+    """A decoder of a tag whose payload is a string (of ``pattern``, when given): anything else
+    is malformed, even where the parser would take it (``int(1.9)``, ``Decimal((0, (1,), 0))``)."""
+
+    def decode(payload: Any) -> Any:
+        if type(payload) is not str:
+            raise ValueError("the payload is not a string")
+        if pattern is not None and pattern.fullmatch(payload) is None:
+            raise ValueError(f"{payload[:40]!r} is not in the tag's notation")
+        return parse(payload)
+
+    return decode
+
+
 _DECODERS: dict[str, Callable[[Any], Any]] = {
     "$bytes": lambda payload: base64.b64decode(payload, validate=True),
     "$text": lambda payload: RawText(base64.b64decode(payload, validate=True)),
     "$float": _decode_float,
-    "$int": lambda payload: int(payload),
-    "$decimal": lambda payload: decimal.Decimal(payload),
-    "$datetime": lambda payload: datetime.datetime.fromisoformat(payload),
-    "$date": lambda payload: datetime.date.fromisoformat(payload),
-    "$time": lambda payload: datetime.time.fromisoformat(payload),
+    "$int": _text_payload(int, _INTEGER_TEXT),
+    "$decimal": _text_payload(decimal.Decimal),
+    "$datetime": _text_payload(datetime.datetime.fromisoformat),
+    "$date": _text_payload(datetime.date.fromisoformat),
+    "$time": _text_payload(datetime.time.fromisoformat),
     "$timedelta": _decode_timedelta,
-    "$uuid": lambda payload: uuid.UUID(payload),
+    "$uuid": _text_payload(uuid.UUID, _UUID_TEXT),
     "$array": _decode_array,
     "$json": lambda payload: JsonText(payload) if type(payload) is str else _fail("not a string"),
 }
@@ -205,6 +226,8 @@ _DECODERS: dict[str, Callable[[Any], Any]] = {
 
 def _fail(reason: str) -> Any:
     raise ValueError(reason)
+
+
 
 
 def decode_value(value: Any) -> Any:
@@ -244,25 +267,25 @@ def decode_row(line: bytes) -> list[Any]:
 
 
 def decode_rows(lines: list[bytes], width: int | None = None) -> list[list[Any]]:
-    """A batch of row lines back into rows, parsed in one go; raises :class:`CorruptBackupError`.
+    """A batch of row lines back into rows; raises :class:`CorruptBackupError`.
 
-    Each line must be one JSON array (and, with ``width``, hold that many values). Only rows
+    Each line must be one JSON array on its own (and, with ``width``, hold that many values):
+    lines are parsed one by one, never joined, so that no value can span two lines. Only rows
     whose line holds an object or a nested array are walked value by value for tags.
     """
     if not lines:
         return []
-    joined = b"[" + b",".join(lines) + b"]"
     try:
-        rows = _loads(joined)
+        rows = list(map(_loads, lines))
     except orjson.JSONDecodeError:
         for line in lines:
             decode_row(line)  # names the first bad line
         raise CorruptBackupError("a batch of row lines is not valid JSON") from None
-    if len(rows) != len(lines) or set(map(type, rows)) != {list}:
+    if set(map(type, rows)) != {list}:
         for line in lines:
             decode_row(line)
         raise CorruptBackupError("a row line is not exactly one JSON array")
-    if b"{" in joined or joined.count(b"[") != len(lines) + 1:
+    if any(b"{" in line or line.find(b"[", 1) >= 0 for line in lines):
         for index, line in enumerate(lines):
             if b"{" in line or line.find(b"[", 1) >= 0:
                 rows[index] = [decode_value(value) for value in rows[index]]

@@ -509,10 +509,11 @@ class SQLiteSource(Source):
     def _create_foreign_tables(self, plan: RestorePlan) -> list[str]:
         """Tables of another engine, from their portable schema; their own SQL is never run."""
         mappings = {(m.table, m.column): m for m in plan.mappings}
+        keys = self._foreign_keys = portable.translate_foreign_schema(plan.tables, plan.schema.objects, plan.source_engine)
         for table in plan.tables:
             by_column = {column.name: mappings[(table.qualified_name, column.name)] for column in table.columns}
             try:
-                self.conn.execute(portable.create_table_sql(table, by_column))
+                self.conn.execute(portable.create_table_sql(table, by_column, keys))
             except sqlite3.Error as error:
                 raise _translate(error, f"creating table {table.qualified_name!r}", self.path) from None
             self._converters[(table.namespace, table.name)] = portable.converters_for(table, plan.allow_lossy)
@@ -624,14 +625,25 @@ class SQLiteSource(Source):
         names = ", ".join(column.name if column.hidden == "rowid" else quote(column.name) for column in table.columns)
         marks = ", ".join("CAST(? AS TEXT)" if type(value) is RawText else "?" for value in row)
         values = [value.data if type(value) is RawText else value for value in row]
-        self.conn.execute(f"INSERT INTO main.{quote(table.name)} ({names}) VALUES ({marks})", values)
+        self.conn.execute(f"INSERT INTO main.{quote(self._table_name(table))} ({names}) VALUES ({marks})", values)
 
     def finish_schema(self, plan: RestorePlan) -> list[str]:
         if plan.source_engine != self.name:
-            return [
-                f"{obj.kind} {obj.namespace + '.' if obj.namespace else ''}{obj.name} ({plan.source_engine} SQL cannot run in SQLite)"
+            keys = self._foreign_keys
+            for name, sql in keys.indexes:
+                try:
+                    self.conn.execute(sql)
+                except sqlite3.IntegrityError as error:  # rows the source engine let in (say, a collation's equal values)
+                    keys.skipped.append(f"index {name} (the rows break it in SQLite: {error})")
+                except sqlite3.Error as error:
+                    raise _translate(error, "creating the indexes", self.path) from None
+            return keys.skipped + [
+                f"{obj.kind} {obj.namespace + '.' if obj.namespace else ''}{obj.name}"
+                f"{f' on {obj.table}' if obj.table and obj.table != obj.name else ''} ({plan.source_engine} SQL cannot run in SQLite)"
                 for obj in plan.schema.objects
-                if obj.table is None or any(obj.table in (t.name, t.qualified_name) for t in plan.tables)
+                if id(obj) not in keys.handled
+                and not (obj.kind == "schema" and obj.name in portable.DEFAULT_NAMESPACES)  # its tables keep bare names
+                and (obj.table is None or any(obj.table in (t.name, t.qualified_name) for t in plan.tables))
             ]
         conn = self.conn
         selected = {table.name for table in plan.tables}
@@ -645,6 +657,14 @@ class SQLiteSource(Source):
                 if table.options.get("rebuild"):
                     conn.execute(f"INSERT INTO main.{quote(table.name)} ({quote(table.name)}) VALUES ('rebuild')")
             skipped = []
+            for table in plan.tables:  # a partial restore: a key that points out of it is kept, and said
+                for key in table.options.get("foreign_keys") or ():
+                    referenced = str(key.get("referenced_table"))
+                    if referenced.lower() not in {name.lower() for name in selected}:
+                        skipped.append(
+                            f"foreign key {table.name}({', '.join(map(str, key.get('columns') or ()))}) -> {referenced} "
+                            f"(kept in the table's definition, but {referenced!r} was not restored: PRAGMA foreign_key_check reports its rows)"
+                        )
             # views before triggers: an INSTEAD OF trigger is defined on a view
             views = {obj.name for obj in plan.schema.objects if obj.kind == "view"}
             missing = {t.name.lower() for t in plan.schema.tables} - {name.lower() for name in selected}

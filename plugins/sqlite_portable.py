@@ -2,19 +2,23 @@
 
 Each column's portable logical type picks the nearest SQLite type. The fidelity report says,
 column by column, whether the values come back exact or approximated (and how). Nothing here
-runs the other engine's SQL: indexes, views, triggers and functions of another engine are
-listed as skipped.
+runs the other engine's SQL: plain indexes, UNIQUE and FOREIGN KEY constraints and literal
+defaults are recreated in SQLite's words from what the schema says of them; views, triggers,
+functions, CHECKs and every other expression are listed as skipped.
 """
 
 from __future__ import annotations
 
 import datetime
 import decimal
+import re
 import uuid
 from typing import Any, Callable
 
+import attrs
 import orjson
 
+from unibackup.arrays import ArrayTextError, array_from_text
 from unibackup.models import ColumnMapping, ColumnSchema, TableSchema
 from unibackup.values import JsonText, RawText, Tagged
 
@@ -24,7 +28,7 @@ _INT64_MIN = -(2**63)
 #: logical type -> (SQLite declared type, fidelity, note)
 _MAPPING: dict[str, tuple[str, str, str]] = {
     "integer": ("INTEGER", "exact", ""),
-    "float": ("REAL", "exact", "NaN, which SQLite cannot store, is refused (NULL with --allow-lossy)"),
+    "float": ("REAL", "exact", "NaN, which SQLite cannot store, is refused (NULL with --allow-lossy); -0.0 reads back as 0.0, equal to it"),
     "decimal": ("NUMERIC", "approximated", "stored as INTEGER or REAL (binary floating point, about 15 significant digits)"),
     "boolean": ("BOOLEAN", "exact", "stored as 0/1"),
     "text": ("TEXT", "exact", ""),
@@ -48,7 +52,11 @@ def quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def sqlite_table_name(table: TableSchema, default_namespaces: frozenset[str] = frozenset({"public"})) -> str:
+#: namespaces whose tables keep their bare names in SQLite
+DEFAULT_NAMESPACES = frozenset({"public"})
+
+
+def sqlite_table_name(table: TableSchema, default_namespaces: frozenset[str] = DEFAULT_NAMESPACES) -> str:
     """The table's name in SQLite: bare in the default namespace, ``ns.name`` otherwise."""
     if table.namespace and table.namespace not in default_namespaces:
         return f"{table.namespace}.{table.name}"
@@ -84,8 +92,9 @@ def map_column(table: TableSchema, column: ColumnSchema) -> ColumnMapping:
     )
 
 
-def create_table_sql(table: TableSchema, mappings: dict[str, ColumnMapping]) -> str:
-    """A CREATE TABLE for ``table`` from its portable schema (no foreign engine SQL is run)."""
+def create_table_sql(table: TableSchema, mappings: dict[str, ColumnMapping], keys: "ForeignKeys | None" = None) -> str:
+    """A CREATE TABLE for ``table`` from its portable schema (no foreign engine SQL is run), with
+    the literal defaults and foreign keys of ``keys``."""
     parts = []
     for column in table.columns:
         mapping = mappings[column.name]
@@ -93,10 +102,15 @@ def create_table_sql(table: TableSchema, mappings: dict[str, ColumnMapping]) -> 
         definition = f"{quote(column.name)} {declared}".rstrip()
         if not column.nullable:
             definition += " NOT NULL"
+        default = keys.defaults.get((table.namespace, table.name, column.name)) if keys else None
+        if default is not None:
+            definition += f" DEFAULT {default}"
         parts.append(definition)
-    keys = sorted((c for c in table.columns if c.primary_key), key=lambda c: c.primary_key)
-    if keys:
-        parts.append("PRIMARY KEY (" + ", ".join(quote(c.name) for c in keys) + ")")
+    primary = sorted((c for c in table.columns if c.primary_key), key=lambda c: c.primary_key)
+    if primary:
+        parts.append("PRIMARY KEY (" + ", ".join(quote(c.name) for c in primary) + ")")
+    if keys is not None:
+        parts.extend(keys.clauses.get((table.namespace, table.name), ()))
     return f"CREATE TABLE {quote(sqlite_table_name(table))} (\n  " + ",\n  ".join(parts) + "\n)"
 
 
@@ -154,10 +168,21 @@ def _to_boolean(value: Any) -> Any:
     return value
 
 
-def _to_array(value: Any) -> Any:
-    if isinstance(value, list):
-        return orjson.dumps(value, default=_json_default).decode()
-    return _to_text(value)
+def _array_converter(column: ColumnSchema) -> Callable[[Any], Any]:
+    """Arrays become JSON text; one kept in PostgreSQL's notation is read into a JSON array first."""
+    element_type = column.options.get("element_logical_type")
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = array_from_text(value, element_type)
+            except ArrayTextError:
+                return value  # not an array's text after all: kept as it is
+        if isinstance(value, list):
+            return orjson.dumps(value, default=_json_default).decode()
+        return _to_text(value)
+
+    return convert
 
 
 def _json_default(value: Any) -> Any:
@@ -181,7 +206,6 @@ _CONVERTERS: dict[str, Callable[[Any], Any] | None] = {
     "text": _identity_unless_special,
     "bytes": None,
     "json": _to_text,
-    "array": _to_array,
     "any": _identity_unless_special,
 }
 
@@ -203,8 +227,9 @@ def _float_converter(table: TableSchema, column: ColumnSchema, allow_lossy: bool
 
 def converters_for(table: TableSchema, allow_lossy: bool = False) -> list[Callable[[Any], Any] | None]:
     """One converter per column (None where the decoded value binds as it is)."""
+    special = {"float": lambda column: _float_converter(table, column, allow_lossy), "array": _array_converter}
     return [
-        _float_converter(table, column, allow_lossy) if column.logical_type == "float" else _CONVERTERS.get(column.logical_type, _to_text)
+        special[column.logical_type](column) if column.logical_type in special else _CONVERTERS.get(column.logical_type, _to_text)
         for column in table.columns
     ]
 
@@ -220,3 +245,181 @@ def convert_rows(rows: list[list[Any]], converters: list[Callable[[Any], Any] | 
             if value is not None:
                 row[index] = convert(value)
     return rows
+
+
+# -- keys, indexes and defaults of other engines ------------------------------------------------
+#
+# Another engine's SQL never runs in SQLite. What its schema says in a form that can be read
+# without doubt (the column lists of plain indexes, UNIQUE and FOREIGN KEY constraints, literal
+# defaults) is recreated in SQLite's own words; everything else is listed as skipped, with why.
+
+_IDENTIFIER = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+_QUALIFIED = rf"(?:(?P<namespace>{_IDENTIFIER})\.)?(?P<name>{_IDENTIFIER})"
+_PG_INDEX = re.compile(rf"^CREATE (?P<unique>UNIQUE )?INDEX {_IDENTIFIER} ON (?:ONLY )?{_QUALIFIED} USING btree \((?P<columns>[^()]*)\)$")
+_PG_KEY_PART = re.compile(rf"^(?P<column>{_IDENTIFIER})(?: (?P<order>ASC|DESC))?(?: NULLS (?:FIRST|LAST))?$")
+_PG_CONSTRAINT = re.compile(rf"\bADD CONSTRAINT {_IDENTIFIER} (?P<definition>.*)$", re.DOTALL)
+_PG_UNIQUE = re.compile(r"^UNIQUE \((?P<columns>[^()]*)\)$")
+_PG_FOREIGN_KEY = re.compile(rf"^FOREIGN KEY \((?P<columns>[^()]*)\) REFERENCES {_QUALIFIED}\((?P<referenced>[^()]*)\)(?P<actions>.*)$")
+_FOREIGN_KEY_ACTIONS = re.compile(
+    r"^(?: ON (?:DELETE|UPDATE) (?:CASCADE|RESTRICT|SET NULL|SET DEFAULT|NO ACTION)| MATCH (?:FULL|SIMPLE)"
+    r"| (?:NOT )?DEFERRABLE(?: INITIALLY (?:DEFERRED|IMMEDIATE))?)*$"
+)
+_PG_CHECK_NAME = re.compile(rf"CONSTRAINT (?P<name>{_IDENTIFIER}) CHECK \(")
+_STRING_DEFAULT = re.compile(r"^'(?P<text>(?:[^'\\]|'')*)'(?:::[A-Za-z][A-Za-z0-9_ .\"\[\]()]*)?$")
+_NUMBER_DEFAULT = re.compile(r"^\(?(?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\)?(?:::[A-Za-z][A-Za-z0-9_ ]*)?$")
+_RULES = {"CASCADE", "RESTRICT", "SET NULL", "SET DEFAULT", "NO ACTION"}
+
+
+def _unquote(identifier: str) -> str:
+    if identifier.startswith('"'):
+        return identifier[1:-1].replace('""', '"')
+    return identifier
+
+
+def _pg_column_list(text: str) -> list[tuple[str, str]] | None:
+    """``'a, "B c" DESC'`` -> ``[('a', ''), ('B c', ' DESC')]``; None for anything but plain columns."""
+    parts = []
+    for part in text.split(", "):
+        match = _PG_KEY_PART.match(part.strip())
+        if match is None:
+            return None
+        parts.append((_unquote(match.group("column")), f" {match.group('order')}" if match.group("order") else ""))
+    return parts or None
+
+
+@attrs.frozen
+class ForeignKeys:
+    """What of another engine's keys, indexes and defaults SQLite gets, and what it does not."""
+
+    #: per table (namespace, name): FOREIGN KEY clauses for its CREATE TABLE
+    clauses: dict[tuple[str | None, str], list[str]]
+    #: column defaults as SQLite literals, per (namespace, name, column)
+    defaults: dict[tuple[str | None, str, str], str]
+    #: (index name, CREATE INDEX statement), run after the rows
+    indexes: list[tuple[str, str]]
+    #: objects recreated or already kept (a primary key): never listed as skipped
+    handled: set[int]
+    skipped: list[str]
+
+
+def _literal_default(default: str, engine: str) -> str | None:
+    """A default that is a plain literal, as a SQLite literal; None for any expression."""
+    text = default.strip()
+    string = _STRING_DEFAULT.match(text)
+    if string is not None and (engine != "mysql" or "\\" not in text):  # MySQL strings know backslash escapes
+        if engine == "mysql" and "::" in text:
+            return None
+        return "'" + string.group("text") + "'"
+    number = _NUMBER_DEFAULT.match(text)
+    if number is not None:
+        return number.group("number")
+    if text.lower() in ("true", "false"):
+        return "1" if text.lower() == "true" else "0"
+    return None
+
+
+def translate_foreign_schema(tables: tuple[TableSchema, ...], objects: tuple[Any, ...], engine: str) -> ForeignKeys:
+    """Read another engine's keys, indexes and defaults into SQLite's terms (see above)."""
+    by_name: dict[tuple[str | None, str], TableSchema] = {(t.namespace, t.name): t for t in tables}
+    by_bare_name: dict[str, list[TableSchema]] = {}
+    for t in tables:
+        by_bare_name.setdefault(t.name, []).append(t)
+    taken = {sqlite_table_name(t).lower() for t in tables}
+    clauses: dict[tuple[str | None, str], list[str]] = {}
+    defaults: dict[tuple[str | None, str, str], str] = {}
+    indexes: list[tuple[str, str]] = []
+    handled: set[int] = set()
+    skipped: list[str] = []
+
+    def restored_table(namespace: str | None, name: str, default_namespace: str | None) -> TableSchema | None:
+        if namespace is not None:
+            return by_name.get((namespace, name))
+        if (default_namespace, name) in by_name:
+            return by_name[(default_namespace, name)]
+        candidates = by_bare_name.get(name, [])
+        return candidates[0] if len(candidates) == 1 else None
+
+    def index_name(wanted: str, table: TableSchema) -> str:
+        name = wanted if wanted.lower() not in taken else f"{sqlite_table_name(table)}_{wanted}"
+        while name.lower() in taken:
+            name += "_"
+        taken.add(name.lower())
+        return name
+
+    def add_index(obj: Any, table: TableSchema, columns: list[tuple[str, str]], unique: bool) -> bool:
+        known = set(table.column_names)
+        if not all(column in known for column, _ in columns):
+            return False
+        parts = ", ".join(quote(column) + order for column, order in columns)
+        name = index_name(obj.name, table)
+        indexes.append((name, f"CREATE {'UNIQUE ' if unique else ''}INDEX {quote(name)} ON {quote(sqlite_table_name(table))} ({parts})"))
+        return True
+
+    def add_foreign_key(table: TableSchema, columns: list[str], target: TableSchema | None, referenced: list[str], actions: str) -> bool:
+        if target is None or not all(c in table.column_names for c in columns) or not all(c in target.column_names for c in referenced):
+            return False
+        clause = (
+            f"FOREIGN KEY ({', '.join(quote(c) for c in columns)}) REFERENCES {quote(sqlite_table_name(target))} "
+            f"({', '.join(quote(c) for c in referenced)}){actions}"
+        )
+        clauses.setdefault((table.namespace, table.name), []).append(clause)
+        return True
+
+    for obj in objects:
+        table = restored_table(obj.namespace, obj.table, obj.namespace) if obj.table else None
+        if table is None:
+            continue
+        done = False
+        if engine == "postgresql":
+            if obj.kind == "index":
+                match = _PG_INDEX.match(obj.sql or "")
+                columns = _pg_column_list(match.group("columns")) if match else None
+                done = columns is not None and add_index(obj, table, columns, bool(match.group("unique")))  # type: ignore[union-attr]
+            elif obj.kind in ("constraint", "foreign_key"):
+                contype = obj.options.get("contype")
+                definition_match = _PG_CONSTRAINT.search(obj.sql or "")
+                definition = definition_match.group("definition").strip() if definition_match else ""
+                if contype == "p":
+                    done = True  # the primary key is part of the CREATE TABLE
+                elif contype == "u":
+                    unique = _PG_UNIQUE.match(definition)
+                    columns = _pg_column_list(unique.group("columns")) if unique else None
+                    done = columns is not None and add_index(obj, table, columns, True)
+                elif contype == "f":
+                    key = _PG_FOREIGN_KEY.match(definition.removesuffix(" NOT VALID"))
+                    if key is not None and _FOREIGN_KEY_ACTIONS.match(key.group("actions")):
+                        columns = _pg_column_list(key.group("columns"))
+                        referenced = _pg_column_list(key.group("referenced"))
+                        namespace = _unquote(key.group("namespace")) if key.group("namespace") else None
+                        target = restored_table(namespace, _unquote(key.group("name")), table.namespace)
+                        done = bool(columns and referenced) and add_foreign_key(
+                            table, [c for c, _ in columns or ()], target, [c for c, _ in referenced or ()], key.group("actions")
+                        )
+        elif engine == "mysql":
+            options = obj.options
+            if obj.kind == "index" and str(options.get("index_type", "BTREE")).upper() in ("BTREE", "HASH") and options.get("columns"):
+                done = add_index(obj, table, [(str(c), "") for c in options["columns"]], bool(options.get("unique")))
+            elif obj.kind == "foreign_key" and options.get("columns"):
+                rules = [str(options.get("on_delete", "NO ACTION")).upper(), str(options.get("on_update", "NO ACTION")).upper()]
+                if all(rule in _RULES for rule in rules):
+                    target = restored_table(options.get("referenced_schema"), str(options.get("referenced_table")), None)
+                    actions = f" ON DELETE {rules[0]} ON UPDATE {rules[1]}"
+                    done = add_foreign_key(table, list(options["columns"]), target, list(options.get("referenced_columns") or ()), actions)
+        if done:
+            handled.add(id(obj))
+
+    for table in tables:
+        for column in table.columns:
+            if column.default is None:
+                continue
+            literal = _literal_default(column.default, engine)
+            if literal is not None:
+                defaults[(table.namespace, table.name, column.name)] = literal
+            elif not column.default.lower().startswith("nextval("):  # a serial's sequence: SQLite has its own row ids
+                skipped.append(f"default {table.qualified_name}.{column.name} ({engine} expression not translated: {column.default[:60]})")
+        for column in table.generated_columns:
+            skipped.append(f"generated column {table.qualified_name}.{column.name} ({engine} expression not translated)")
+        if engine == "postgresql":
+            for match in _PG_CHECK_NAME.finditer(table.create_sql or ""):
+                skipped.append(f"check {table.qualified_name}.{_unquote(match.group('name'))} ({engine} expression not translated)")
+    return ForeignKeys(clauses, defaults, indexes, handled, skipped)

@@ -13,7 +13,7 @@ from unibackup import BackupService
 from unibackup.errors import UsageError
 from unibackup.format import BackupWriter
 from unibackup.models import BackupHeader, BackupOptions, ColumnSchema, DatabaseSchema, PluginRef, SchemaObject, SourceInfo, TableSchema
-from unibackup.values import JsonText, encode_batch
+from unibackup.values import JsonText, RawText, encode_batch
 
 
 def _foreign_backup(path, rows):
@@ -33,7 +33,10 @@ def _foreign_backup(path, rows):
     schema = DatabaseSchema(
         engine="postgresql",
         tables=(table,),
-        objects=(SchemaObject("index", "people_name", "CREATE INDEX people_name ON public.people USING btree (name)", table="people", namespace="public"),),
+        objects=(
+            SchemaObject("index", "people_name", "CREATE INDEX people_name ON public.people USING btree (name)", table="people", namespace="public"),
+            SchemaObject("index", "people_lower", "CREATE INDEX people_lower ON public.people USING btree (lower(name))", table="people", namespace="public"),
+        ),
     )
     header = BackupHeader(
         created_at="2026-01-01T00:00:00Z",
@@ -91,8 +94,10 @@ def test_restores_values_with_allow_lossy(tmp_path):
     target = tmp_path / "out.db"
     result = BackupService().restore_backup(backup, str(target), allow_lossy=True)
     assert result.rows == 2
-    assert any("people_name" in skipped for skipped in result.skipped)
+    assert any("people_lower" in skipped for skipped in result.skipped)  # an expression: not translated
+    assert not any("people_name" in skipped for skipped in result.skipped)  # a plain column list: recreated
     conn = sqlite3.connect(target)
+    assert conn.execute("SELECT sql FROM sqlite_master WHERE name = 'people_name'").fetchone() == ('CREATE INDEX "people_name" ON "people" ("name")',)
     row = conn.execute("SELECT id, price, active, born, seen, token, doc, tags, photo, name FROM people WHERE id = 1").fetchone()
     assert row == (
         1,
@@ -150,3 +155,112 @@ def test_durations_and_unsigned_64_bit_integers(tmp_path):
     BackupService().restore_backup(backup, str(tmp_path / "n.db"), allow_lossy=True)
     rows = sqlite3.connect(tmp_path / "n.db").execute("SELECT n, typeof(n) FROM t ORDER BY rowid").fetchall()
     assert rows == [("18446744073709551615", "text"), (7, "integer")]
+
+
+def _write(path, schema, rows_by_table, engine="postgresql"):
+    header = BackupHeader(
+        created_at="2026-01-01T00:00:00Z",
+        tool_version="0.1.0",
+        source=SourceInfo(engine, f"{engine}://h/db", "15"),
+        options=BackupOptions(compression="none"),
+        compressor=PluginRef("compressor", "none"),
+        schema=schema,
+    )
+    with open(path, "wb") as sink:
+        writer = BackupWriter(sink)
+        writer.write_header(header)
+        for table in schema.tables:
+            writer.begin_table(table)
+            writer.write_rows(encode_batch(rows_by_table.get(table.name, [])))
+            writer.end_table()
+        writer.write_trailer()
+    return path
+
+
+def test_keys_indexes_and_literal_defaults_of_postgresql_are_recreated_and_the_rest_listed(tmp_path):
+    authors = TableSchema(
+        name="authors", namespace="public",
+        columns=(ColumnSchema("id", "integer", "integer", nullable=False, primary_key=1), ColumnSchema("email", "text", "text")),
+        create_sql='CREATE TABLE public.authors (id integer NOT NULL, email text, CONSTRAINT "email has @" CHECK ((email ~ \'@\'::text)))',
+    )
+    books = TableSchema(
+        name="books", namespace="public",
+        columns=(
+            ColumnSchema("id", "integer", "integer", nullable=False, primary_key=1, default="nextval('books_id_seq'::regclass)"),
+            ColumnSchema("author_id", "integer", "integer"),
+            ColumnSchema("status", "text", "text", default="'new'::text"),
+            ColumnSchema("stock", "integer", "integer", default="0"),
+            ColumnSchema("added", "timestamp with time zone", "datetime_tz", default="now()"),
+        ),
+        generated_columns=(ColumnSchema("double_stock", "integer", "integer", options={"expression": "(stock * 2)"}),),
+        create_sql="CREATE TABLE public.books (...)",
+    )
+    objects = (
+        SchemaObject("constraint", "authors_pkey", "ALTER TABLE ONLY public.authors ADD CONSTRAINT authors_pkey PRIMARY KEY (id)", table="authors", namespace="public", options={"contype": "p"}),
+        SchemaObject("constraint", "authors_email_key", "ALTER TABLE ONLY public.authors ADD CONSTRAINT authors_email_key UNIQUE (email)", table="authors", namespace="public", options={"contype": "u"}),
+        SchemaObject("foreign_key", "books_author_fk", "ALTER TABLE ONLY public.books ADD CONSTRAINT books_author_fk FOREIGN KEY (author_id) REFERENCES public.authors(id) ON DELETE CASCADE NOT VALID", table="books", namespace="public", options={"contype": "f"}),
+        SchemaObject("index", "books_by_status", 'CREATE INDEX books_by_status ON public.books USING btree (status DESC, "author_id")', table="books", namespace="public"),
+        SchemaObject("index", "books_partial", "CREATE INDEX books_partial ON public.books USING btree (status) WHERE (stock > 0)", table="books", namespace="public"),
+    )
+    backup = _write(tmp_path / "pg.ubk.jsonl", DatabaseSchema("postgresql", (authors, books), objects), {
+        "authors": [[1, "a@x"], [2, "b@x"]], "books": [[1, 1, "old", 3, None]],
+    })
+    target = tmp_path / "out.db"
+    result = BackupService().restore_backup(backup, str(target), allow_lossy=True)
+    conn = sqlite3.connect(target)
+    sql = {name: text for name, text in conn.execute("SELECT name, sql FROM sqlite_master")}
+    assert 'FOREIGN KEY ("author_id") REFERENCES "authors" ("id") ON DELETE CASCADE' in sql["books"]
+    assert "\"status\" TEXT DEFAULT 'new'" in sql["books"] and '"stock" INTEGER DEFAULT 0' in sql["books"]
+    assert sql["authors_email_key"] == 'CREATE UNIQUE INDEX "authors_email_key" ON "authors" ("email")'
+    assert sql["books_by_status"] == 'CREATE INDEX "books_by_status" ON "books" ("status" DESC, "author_id")'
+    conn.execute("INSERT INTO books (id, author_id) VALUES (2, 1)")
+    assert conn.execute("SELECT status, stock FROM books WHERE id = 2").fetchone() == ("new", 0)
+    with pytest.raises(sqlite3.IntegrityError):
+        conn.execute("INSERT INTO authors VALUES (3, 'a@x')")
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    skipped = "\n".join(result.skipped)
+    assert "default public.books.added (postgresql expression not translated: now())" in skipped
+    assert "generated column public.books.double_stock (postgresql expression not translated)" in skipped
+    assert "check public.authors.email has @ (postgresql expression not translated)" in skipped
+    assert "index public.books_partial on books (postgresql SQL cannot run in SQLite)" in skipped
+    assert "authors_pkey" not in skipped and "books_author_fk" not in skipped and "nextval" not in skipped
+
+
+def test_arrays_in_postgresql_notation_become_json_arrays(tmp_path):
+    table = TableSchema(
+        name="a", namespace="public",
+        columns=(
+            ColumnSchema("matrix", "integer[]", "array", options={"element_type": "int4", "element_logical_type": "integer"}),
+            ColumnSchema("ids", "uuid[]", "array", options={"element_type": "uuid", "element_logical_type": "uuid"}),
+        ),
+    )
+    backup = _write(tmp_path / "pg.ubk.jsonl", DatabaseSchema("postgresql", (table,)), {
+        "a": [["{{1,2},{3,NULL}}", '[0:1]={00000000-0000-0000-0000-000000000001,"x y"}'], [["a"], None]],
+    })
+    target = tmp_path / "out.db"
+    BackupService().restore_backup(backup, str(target), allow_lossy=True)
+    rows = sqlite3.connect(target).execute("SELECT matrix, ids, json_valid(matrix) FROM a ORDER BY rowid").fetchall()
+    assert rows == [("[[1,2],[3,null]]", '["00000000-0000-0000-0000-000000000001","x y"]', 1), ('["a"]', None, 1)]
+
+
+def test_text_that_is_not_utf8_lands_in_its_own_table_of_another_namespace(tmp_path):
+    column = (ColumnSchema("a", "text", "text"),)
+    tables = (TableSchema(name="t", namespace="public", columns=column), TableSchema(name="t", namespace="sales", columns=column))
+    backup = tmp_path / "pg.ubk.jsonl"
+    with open(backup, "wb") as sink:  # _write keys rows by bare name: both tables are named t
+        header = BackupHeader(
+            created_at="2026-01-01T00:00:00Z", tool_version="0.1.0", source=SourceInfo("postgresql", "postgresql://h/db", "15"),
+            options=BackupOptions(compression="none"), compressor=PluginRef("compressor", "none"), schema=DatabaseSchema("postgresql", tables),
+        )
+        writer = BackupWriter(sink)
+        writer.write_header(header)
+        for table, rows in zip(tables, ([["pub"]], [["sales-ok"], [RawText(b"sales\xff")]])):
+            writer.begin_table(table)
+            writer.write_rows(encode_batch(rows))
+            writer.end_table()
+        writer.write_trailer()
+    target = tmp_path / "out.db"
+    BackupService().restore_backup(backup, str(target))
+    conn = sqlite3.connect(target)
+    assert conn.execute('SELECT a FROM "t"').fetchall() == [("pub",)]
+    assert conn.execute('SELECT CAST(a AS BLOB) FROM "sales.t" ORDER BY rowid').fetchall() == [(b"sales-ok",), (b"sales\xff",)]
