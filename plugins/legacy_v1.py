@@ -43,6 +43,7 @@ import orjson
 from unibackup import __version__, hookimpl
 from unibackup.display import counted, human_size
 from unibackup.errors import CorruptBackupError, UsageError
+from unibackup.locations import parse_location
 from unibackup.files import BACKUP_MARK, SealingWriter, publish
 from unibackup.format import FORMAT_VERSION, BackupReader, BackupWriter, RowBatch, TableStart
 from unibackup.migration import FormatMigrator
@@ -404,11 +405,20 @@ def _header(metadata: _Metadata, tables: list[_Table], left_out: list[str]) -> B
 
 
 def _identity(source: str) -> str:
-    """The legacy source without a password (old files may hold a URL with one)."""
-    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/@]*)@", source)
-    if match and ":" in match.group(2):
-        user = match.group(2).split(":", 1)[0]
-        return f"{match.group(1)}{user}@{source[match.end():]}"
+    """The legacy source without a password or secret query values (old files may hold a URL
+    with one); a URL too malformed to parse keeps only the user of everything before its host."""
+    scheme, separator, rest = source.partition("://")
+    if not separator:
+        return source  # a path or a name
+    try:
+        location = parse_location(source)
+    except UsageError:
+        location = None
+    if location is not None and location.scheme != "sqlite":
+        return location.identity
+    if "@" in rest:
+        user_info, _, host = rest.rpartition("@")  # a password may hold '@' and '/': the host follows the last '@'
+        return f"{scheme}://{user_info.split(':', 1)[0]}@{host}"
     return source
 
 

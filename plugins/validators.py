@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from unibackup import hookimpl
-from unibackup.errors import UnibackupError
+from unibackup.errors import ErrorClass, UnibackupError
 from unibackup.format import BackupReader
 from unibackup.models import TableFooter
 from unibackup.validation import Finding, ValidationReport, Validator
@@ -72,6 +72,10 @@ class DeepValidator(Validator):
             try:
                 result = service.restore_backup(path, target, allow_lossy=True)
             except UnibackupError as error:
+                if error.error_class is not ErrorClass.CORRUPT_INPUT:
+                    # a full disk, a cancel, a bug: the trial did not run to the end, and says
+                    # nothing about the backup, which must not be called invalid for it
+                    raise UnibackupError(f"the trial restore could not finish: {error.message}", hint=error.hint, error_class=error.error_class) from error
                 finding = Finding("error", f"the trial restore failed: {error.user_line()}")
                 return ValidationReport(path, self.name, False, report.tables, report.rows, (finding,), report.details)
         findings = []

@@ -120,3 +120,24 @@ def test_cli_exit_code_3_and_nothing_written(backups, tmp_path: Path) -> None:
         assert restore.returncode == 3, restore.stderr
         assert len(restore.stderr.strip().splitlines()) == 1 and "Traceback" not in restore.stderr
         assert list(target.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize("failure, exit_code", [("SourceError", 1), ("CancelledError", 130)])
+def test_a_trial_restore_that_cannot_finish_never_calls_the_backup_invalid(backups, failure: str, exit_code: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk or a Ctrl-C during the deep level's trial restore is that failure (exit 1 or
+    130), not "invalid" (exit 3): nobody should throw a good backup away for it."""
+    from unibackup import errors
+    from unibackup.config import Config
+    from unibackup.manager import get_plugin_manager
+    from unibackup.service import BackupService
+
+    service = BackupService(Config(), get_plugin_manager(load_entrypoints=False))
+
+    def failing_restore(*args, **kwargs):
+        raise getattr(errors, failure)("writing table 't' failed on 'trial.sqlite': database or disk is full")
+
+    monkeypatch.setattr(service, "restore_backup", failing_restore)
+    with pytest.raises(UnibackupError) as raised:
+        service.verify_backup(backups["zstd"], "deep")
+    assert raised.value.exit_code == exit_code
+    assert raised.value.user_line().startswith("the trial restore could not finish: ")

@@ -404,3 +404,21 @@ def test_migrate_into_a_directory_named_with_a_trailing_slash(tmp_path: Path, ca
     code, _, err = run(capsys, "migrate", broken, "-o", "other/deeper/")
     assert code == 3, err
     assert not (tmp_path / "other").exists()  # a failed migration leaves no directory it made
+
+
+@pytest.mark.parametrize("source", [
+    "postgresql://alice:pa/ss@db.example/app",
+    "postgresql://alice:p@ss@db.example/app",
+    "postgresql://alice@db.example/app?user=alice&password=pa/ss",
+    "mysql://alice:pa/ss@db.example:3306/app",
+])
+def test_a_legacy_source_never_shows_its_password(source: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = write_v1(tmp_path / "old.json", {"vals": V1_ROWS, "other": OTHER_ROWS}, {**metadata(), "source": source})
+    code, out, err = run(capsys, "info", old, "--json")
+    assert code == 0, err
+    identity = json.loads(out)["header"]["source"]["identity"]
+    assert identity.startswith(source.split("://")[0] + "://alice@db.example")
+    code, out, err = run(capsys, "migrate", old, "-o", tmp_path / "new.ubk.jsonl.gz", "--compression", "gzip")
+    assert code == 0, err
+    assert b"pa/ss" not in gzip.decompress((tmp_path / "new.ubk.jsonl.gz").read_bytes()) and "ss" not in identity.split("@", 1)[0]
+    assert "pa/ss" not in out + err and "p@ss" not in out + err

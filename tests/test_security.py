@@ -433,6 +433,12 @@ DAMAGED = {
     "a row that is not an array": (None, [b'{"a": 1}'], ""),
     "a tagged value of the wrong type": (None, [b'[{"$bytes": 5}]'], "malformed"),
     "a row of the wrong width": (None, [b'["a", "b"]'], "values, not 1"),
+    "an integer tag holding a float": (None, [b'[{"$int": 1.9}]'], "a $int value is malformed"),
+    "an integer tag with spaces": (None, [b'[{"$int": " 5"}]'], "a $int value is malformed"),
+    "a decimal tag holding a tuple": (None, [b'[{"$decimal": [0, [1, 2], -1]}]'], "a $decimal value is malformed"),
+    "a uuid tag in URN notation": (None, [b'[{"$uuid": "urn:uuid:12345678-1234-5678-1234-567812345678"}]'], "a $uuid value is malformed"),
+    "a duration not in normal form": (None, [b'[{"$timedelta": [0, 90000, 0]}]'], "a $timedelta value is malformed"),
+    "a string that spans two row lines": (None, [b'["x', b'"]'], "is not valid JSON"),
 }
 
 
@@ -532,3 +538,13 @@ def test_a_restore_through_a_symbolic_link_replaces_the_database_it_points_to(tm
     with sqlite3.connect(real) as conn:
         assert conn.execute("SELECT a FROM t ORDER BY a").fetchall() == [(1,), (2,)]
         assert conn.execute("SELECT count(*) FROM sqlite_master WHERE name = 'old'").fetchone() == (0,)
+
+
+def test_row_lines_that_only_parse_when_joined_are_damage(tmp_path: Path, service: BackupService) -> None:
+    """Three lines, each starting with '[' and ending with ']', none of them JSON on its own,
+    that make three rows when glued together with commas."""
+    lines = [b'[1],[2]', b'[[3]', b'[4]]']
+    path = craft_raw_header(tmp_path / "glued.ubk.jsonl", _header_dict(), lines)
+    report = service.verify_backup(path, "full")
+    assert not report.valid and "is not valid JSON" in report.findings[0].message
+    assert_refused(service, path, tmp_path)
