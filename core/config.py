@@ -7,6 +7,7 @@ is a :class:`ConfigError` whose one line names the key path (``backup.level``).
 from __future__ import annotations
 
 import os
+import stat
 import re
 import tomllib
 import typing
@@ -44,6 +45,11 @@ class BatchingConfig:
     batch_bytes: int = attrs.field(default=256 * 1024, validator=attrs.validators.ge(1024))  # adaptive target
     min_rows: int = attrs.field(default=1, validator=attrs.validators.ge(1))
     max_rows: int = attrs.field(default=10000, validator=attrs.validators.ge(1))
+
+    @max_rows.validator
+    def _at_least_min_rows(self, attribute: Any, value: int) -> None:
+        if value < self.min_rows:
+            raise ValueError(f"'max_rows' must be >= min_rows ({self.min_rows}): {value}")
     memory_budget_mb: int = attrs.field(default=512, validator=attrs.validators.ge(16))
     delay: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
 
@@ -67,8 +73,8 @@ class RetryConfig:
 @attrs.frozen
 class LimitsConfig:
     max_line_bytes: int = attrs.field(default=256 * 1024 * 1024, validator=attrs.validators.ge(1024))
-    max_decompressed_bytes: int | None = None
-    max_ratio: float | None = 2000.0
+    max_decompressed_bytes: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(1024)))
+    max_ratio: float | None = attrs.field(default=2000.0, validator=attrs.validators.optional(attrs.validators.ge(1)))
 
 
 @attrs.frozen
@@ -214,8 +220,12 @@ def load_config(explicit: str | None = None) -> Config:
     if path is None:
         return Config()
     try:
+        if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
+            raise ConfigError(f"the configuration file {str(path)!r} is not a regular file")  # a pipe would hang
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"the configuration file {str(path)!r} is not UTF-8 text (byte {error.start})") from None
     except FileNotFoundError:
         raise ConfigError(f"the configuration file {str(path)!r} does not exist") from None
     except OSError as error:

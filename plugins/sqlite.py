@@ -118,6 +118,21 @@ def _translate(error: sqlite3.Error, what: str, path: str) -> Exception:
     return SourceError(f"{what} failed on {name!r}: {message}")
 
 
+#: words of sqlite3 errors that are the machine's doing, not the backup's
+_ENVIRONMENT_WORDS = ("disk", "full", "I/O", "readonly", "unable to open", "locked", "busy", "no such module", "out of memory", "interrupt")
+
+
+def _translate_own_sql(error: sqlite3.Error, what: str, path: str) -> Exception:
+    """An error of a same-engine restore while it runs the backup's own schema or writes its rows:
+    SQLite refusing what the backup says of itself (a trigger on a table it lacks, a duplicate
+    row id, a value a STRICT column refuses) is damage in the backup (exit 3); a full disk is not."""
+    message = str(error)
+    own = isinstance(error, (sqlite3.IntegrityError, sqlite3.OperationalError, sqlite3.ProgrammingError))
+    if own and not any(word in message for word in _ENVIRONMENT_WORDS):
+        return CorruptBackupError(f"{what}: SQLite refuses what the backup says ({message}); nothing was written", hint="the backup is damaged or hostile")
+    return _translate(error, what, path)
+
+
 def logical_type(declared: str) -> str:
     """The portable logical type of a declared SQLite column type (affinity rules, plus common names)."""
     text = declared.upper()
@@ -572,7 +587,7 @@ class SQLiteSource(Source):
             try:
                 self.conn.execute(sql)
             except sqlite3.Error as error:
-                raise _translate(error, f"creating table {table.name!r}", self.path) from None
+                raise _translate_own_sql(error, f"creating table {table.name!r}", self.path) from None
         return []
 
     def _insert_sql(self, table: TableSchema) -> str:
@@ -613,6 +628,8 @@ class SQLiteSource(Source):
             if "datatype mismatch" in str(error) or "cannot store" in str(error):
                 # a value the backup's own schema refuses: the backup is damaged or hostile
                 raise CorruptBackupError(f"table {table.name!r} holds a value of the wrong type for its column ({error})") from None
+            if converters is None:  # the backup's own rows into the backup's own schema
+                raise _translate_own_sql(error, f"writing table {table.name!r}", self.path) from None
             raise _translate(error, f"writing table {table.name!r}", self.path) from None
 
     def _insert_one(self, table: TableSchema, sql: str, row: list[Any]) -> None:
@@ -695,7 +712,7 @@ class SQLiteSource(Source):
                 conn.execute("DELETE FROM main.sqlite_stat1")
                 conn.executemany("INSERT INTO main.sqlite_stat1 (tbl, idx, stat) VALUES (?, ?, ?)", statistics)
         except sqlite3.Error as error:
-            raise _translate(error, "finishing the schema", self.path) from None
+            raise _translate_own_sql(error, "finishing the schema", self.path) from None
         return skipped
 
     def commit(self) -> None:
@@ -710,6 +727,7 @@ class SQLiteSource(Source):
         self._conn = None
         assert self._temporary is not None
         with open(self._temporary, "rb+") as handle:
+            self._take_over_ownership(handle.fileno())
             os.fsync(handle.fileno())
         self._clear_old_journals()
         if self._replace:
@@ -725,6 +743,19 @@ class SQLiteSource(Source):
                 os.unlink(self._temporary)
         self._temporary = None
         fsync_directory(Path(self.path).parent)
+
+    def _take_over_ownership(self, fd: int) -> None:
+        """A database that replaces another keeps the old one's mode and, where we may, its owner
+        and group: a restore must not open up a file that was private."""
+        try:
+            old = os.stat(self.path)
+        except OSError:
+            return  # a new file: the process's umask decides, as for any file it creates
+        os.fchmod(fd, stat.S_IMODE(old.st_mode))
+        try:
+            os.fchown(fd, old.st_uid, old.st_gid)
+        except PermissionError:
+            pass  # not root: the restored file is ours, with the old mode
 
     def _clear_old_journals(self) -> None:
         """The target's ``-wal``, ``-shm`` and ``-journal`` files belong to the old database, and

@@ -189,6 +189,14 @@ def check_settings(settings: dict[str, Any]) -> None:
         value = settings.get(key)
         if value is not None and type(value) is not int:
             raise CorruptBackupError(f"the backup's setting {key!r} is {value!r}, not an integer", hint="the backup is damaged or hostile")
+    statistics = settings.get("sqlite_stat1")
+    if statistics is not None:
+        # rows of sqlite_stat1: [table, index or null, stat]
+        if type(statistics) is not list or not all(
+            type(row) is list and len(row) == 3 and type(row[0]) is str and (row[1] is None or type(row[1]) is str) and type(row[2]) is str
+            for row in statistics
+        ):
+            raise CorruptBackupError("the backup's setting 'sqlite_stat1' is not a list of [table, index, stat] rows", hint="the backup is damaged or hostile")
 
 
 def check_schema(tables: Iterable[TableSchema], objects: Iterable[SchemaObject], settings: dict[str, Any]) -> None:

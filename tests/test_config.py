@@ -102,6 +102,9 @@ def test_a_full_config_parses() -> None:
         ({"backup": {"exclude_tables": [1]}}, "backup.exclude_tables"),
         ({"batching": {"batch_bytes": 10}}, "batching.batch_bytes: must be >= 1024"),
         ({"retry": {"read": {"jitter": 2.0}}}, "retry.read.jitter: must be <= 1"),
+        ({"limits": {"max_decompressed_bytes": 0}}, "limits.max_decompressed_bytes: must be >= 1024"),
+        ({"limits": {"max_ratio": 0}}, "limits.max_ratio: must be >= 1"),
+        ({"batching": {"min_rows": 100, "max_rows": 1}}, "batching.max_rows: must be >= min_rows (100)"),
         ({"retry": {"read": {"max_attempts": 2, "nope": 1}}}, "retry.read.nope: unknown key"),
         ({"retry": {"read": 5}}, "retry.read"),
         ({"backup": 5}, "backup"),
@@ -136,3 +139,19 @@ def test_source_settings_are_checked_against_the_plugin(tmp_path, table, message
         BackupService(load_config(str(path))).create_backup(str(database), tmp_path / "out")
     assert message in error.value.user_line()
     assert error.value.exit_code == 2
+
+
+def test_a_configuration_file_that_is_not_utf8_or_not_a_file(tmp_path):
+    import os
+
+    from unibackup.config import load_config
+    from unibackup.errors import ConfigError
+
+    binary = tmp_path / "binary.toml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_config(str(binary))
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="is not a regular file"):  # opening it would wait for a writer
+        load_config(str(fifo))

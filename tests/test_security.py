@@ -548,3 +548,25 @@ def test_row_lines_that_only_parse_when_joined_are_damage(tmp_path: Path, servic
     report = service.verify_backup(path, "full")
     assert not report.valid and "is not valid JSON" in report.findings[0].message
     assert_refused(service, path, tmp_path)
+
+
+ROWID_TABLE = TableSchema(
+    name="t", columns=(ColumnSchema("rowid", "INTEGER", "integer", hidden="rowid"), ColumnSchema("a", "TEXT")), create_sql="CREATE TABLE t(a)"
+)
+SELF_CONTRADICTIONS = {
+    "a duplicate row id": (header((ROWID_TABLE,)), {"t": [orjson.dumps([1, "x"]), orjson.dumps([1, "y"])]}, "UNIQUE constraint failed"),
+    "tables t and T": (header((table("t"), table("T"))), None, "already exists"),
+    "a trigger on a table the SQL does not create": (
+        header((table(),), (SchemaObject("trigger", "tr", "CREATE TRIGGER tr AFTER INSERT ON missing BEGIN SELECT 1; END", table="t"),)), None, ""),
+    "sqlite_stat1 that is a number": (header((table(),), settings={"sqlite_stat1": 5}), None, "'sqlite_stat1' is not a list"),
+    "sqlite_stat1 rows of the wrong shape": (header((table(),), settings={"sqlite_stat1": [{"a": 1}]}), None, "'sqlite_stat1' is not a list"),
+}
+
+
+@pytest.mark.parametrize("case", list(SELF_CONTRADICTIONS))
+def test_a_backup_whose_own_schema_sqlite_refuses_is_invalid(case: str, tmp_path: Path, service: BackupService) -> None:
+    """What SQLite refuses of a SQLite backup's own schema and rows is damage (exit 3), not a
+    failure of the machine (exit 1), and never a bug."""
+    head, rows, fragment = SELF_CONTRADICTIONS[case]
+    backup = craft(tmp_path / "contradiction.ubk.jsonl", head, rows)
+    assert_refused(service, backup, tmp_path, fragment)
