@@ -176,6 +176,7 @@ def run_backup(
     config = service.config
     started = time.monotonic()
     location = service.resolve_location(source_text)
+    context.source = location.identity
     source_cls = hooks.source_for(location)
     compressor_entry = hooks.compressors.entry(options.compression)
     compressor_cls = compressor_entry.implementation
@@ -185,7 +186,6 @@ def run_backup(
         raise UsageError(str(error)) from None
     strategy_cls = hooks.batching_strategies.get(options.batching)
     source_settings = service.source_settings(source_cls)
-    context.source = location.identity
 
     connect_retry = ExponentialBackoff.from_config(config.retry.connect, "retry.connect")
     read_retry = ExponentialBackoff.from_config(config.retry.read, "retry.read")

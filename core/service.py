@@ -128,6 +128,19 @@ class BackupService:
             scheme = self.hooks.source_for(location).schemes[0]
         return attrs.evolve(location, scheme=scheme, path=os.path.abspath(path))
 
+    def _identity_of(self, text: str) -> str | None:
+        """How the history names a source, even for a run that fails before it is opened (a bad
+        option, a missing file): its identity, or the absolute path; None for a broken URL."""
+        try:
+            return self.resolve_location(text).identity
+        except UnibackupError:
+            pass
+        try:
+            location = parse_location(text)
+        except UnibackupError:
+            return None
+        return location.identity if location.scheme else os.path.abspath(text)
+
     def source_settings(self, source_cls: type) -> dict[str, Any]:
         """``[source.<name>]`` for ``source_cls``, checked (see :func:`~unibackup.config.plugin_settings`).
 
@@ -267,7 +280,7 @@ class BackupService:
                 remove_leftovers(directory, self._is_our_temporary)
                 return run_backup(self, source, directory, options, context, resources)
 
-        return self._run("backup", body)
+        return self._run("backup", body, source=self._identity_of(source))
 
     @staticmethod
     def _available(registry: Any, asked: str | None, default: str, notes: list[str]) -> str:

@@ -100,6 +100,7 @@ class Report:
     trends: tuple[Trend, ...]
     failures: FailureSummary
     recommendations: tuple[Recommendation, ...]
+    recorded_runs: int = 0  # in the file, before --operation and --source
 
 
 def subject_of(record: HistoryRecord) -> str:
@@ -337,6 +338,7 @@ def build_report(
         trends=tuple(trends),
         failures=failures,
         recommendations=tuple(recommendations),
+        recorded_runs=len(records),
     )
 
 
@@ -378,7 +380,7 @@ def render_text(report: Report, last: int) -> list[str]:
     if report.skipped_lines:
         lines.append(f"  {report.skipped_lines} unreadable line(s) skipped")
     if not report.total_runs:
-        lines.append("no runs recorded yet")
+        lines.append("no runs recorded yet" if not report.recorded_runs else f"none of the {report.recorded_runs} recorded runs matches --operation/--source")
         return lines
     lines += ["", f"recent runs (latest {min(last, len(report.runs))}, newest first):"]
     lines += [f"  {_run_line(record)}" for record in report.runs]

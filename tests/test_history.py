@@ -86,6 +86,14 @@ def test_a_failed_run_is_recorded_with_its_error(tmp_path: Path, _private_histor
     (record,) = read_history(_private_history)[0]
     assert record.outcome == "failed" and record.error_class == "user"
     assert "does not exist" in record.error
+    assert record.source == str(tmp_path / "missing.db")  # named, though it never opened
+
+
+def test_a_run_that_fails_on_an_option_names_its_source(db: Path, tmp_path: Path, _private_history: Path) -> None:
+    with pytest.raises(UnibackupError):
+        service().create_backup(str(db), tmp_path / "out", batching="bogus")
+    (record,) = read_history(_private_history)[0]
+    assert record.outcome == "failed" and record.source == f"sqlite:///{str(db).lstrip('/')}"
 
 
 def _final(kind: str, source: str | None = None, target: str | None = None, **details: Any) -> Event:
@@ -315,6 +323,9 @@ def test_the_report_command(cli_env: None, _private_history: Path, capsys: pytes
     assert data["total_runs"] == 7 and len(data["runs"]) == 7
     assert {r["topic"] for r in data["recommendations"]} == {"throughput", "memory"}
     assert data["trends"][0]["throughput_change"] == pytest.approx(-0.4)
+    code, out, err = run(capsys, "report", "--source", "nosuchthing")
+    assert code == 0, err
+    assert "none of the 8 recorded runs matches --operation/--source" in out
 
 
 def test_a_real_backup_shows_in_the_report(db: Path, cli_env: None, _private_history: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
