@@ -6,11 +6,12 @@ exit code of its class; ``--debug`` adds the traceback.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import attrs
 import click
@@ -19,7 +20,7 @@ import orjson
 from . import __version__
 from .config import Config, load_config
 from .display import counted, human_size
-from .errors import EXIT_FAILED, EXIT_INVALID_BACKUP, EXIT_USAGE, UnibackupError, UsageError
+from .errors import EXIT_FAILED, EXIT_INVALID_BACKUP, EXIT_USAGE, ErrorClass, UnibackupError, UsageError
 from .models import to_dict
 from .operations import classify
 
@@ -184,15 +185,27 @@ def restore(state: CliState, backup_file: str, target: str, tables: tuple[str, .
     Into another engine, a per-column fidelity report is printed before anything is written.
     """
     _set_password_file(state, password_file)
-    result = state.service().restore_backup(
-        backup_file, target, tables=tables, force=force, allow_lossy=allow_lossy, on_plan=None if as_json else _print_fidelity_report
-    )
+    with _naming_the_invalid_backup(backup_file):
+        result = state.service().restore_backup(
+            backup_file, target, tables=tables, force=force, allow_lossy=allow_lossy, on_plan=None if as_json else _print_fidelity_report
+        )
     if as_json:
         _emit_json(to_dict(result))
         return
     for skipped in result.skipped:
         click.echo(f"skipped: {skipped}", err=True)
     click.echo(f"restored {counted(result.tables, 'table')}, {counted(result.rows, 'row')} into {result.target} in {result.metrics.duration_s:.2f} s")
+
+
+@contextlib.contextmanager
+def _naming_the_invalid_backup(backup_file: str) -> Iterator[None]:
+    """Damage found by a command other than verify reads as verify's does: "BACKUP is invalid: ..."."""
+    try:
+        yield
+    except UnibackupError as error:
+        if error.error_class is not ErrorClass.CORRUPT_INPUT:
+            raise
+        raise UnibackupError(f"{backup_file} is invalid: {error.message}", hint=error.hint, error_class=error.error_class) from error
 
 
 def _print_fidelity_report(plan: Any) -> None:
@@ -256,7 +269,8 @@ def list_(state: CliState, directory: str, as_json: bool) -> None:
 @pass_state
 def info(state: CliState, backup_file: str, as_json: bool) -> None:
     """Show what BACKUP holds: source, options, tables and row counts."""
-    details = state.service().inspect_backup(backup_file)
+    with _naming_the_invalid_backup(backup_file):
+        details = state.service().inspect_backup(backup_file)
     if as_json:
         _emit_json(to_dict(details))
         return

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from unibackup import hookimpl
 from unibackup.errors import ErrorClass, UnibackupError
-from unibackup.format import BackupReader
+from unibackup.format import BackupReader, TableStart
 from unibackup.models import TableFooter
 from unibackup.validation import Finding, ValidationReport, Validator
 
@@ -22,24 +22,34 @@ if TYPE_CHECKING:
 
 
 def _read_through(path: str, service: "BackupService", level: str, *, digests: bool, decode: bool) -> ValidationReport:
+    """Read ``path`` through; damage becomes an invalid report that says how far the reading got
+    (tables and rows before it, the table it was in, what the file was recognised as)."""
     tables = rows = 0
+    table: str | None = None
+    details: dict[str, object] = {}
+    opened = None
     try:
         with service.open_backup(path) as opened:
-            reader = BackupReader(opened.splitter, check_digests=digests, decode=decode)
-            for record in reader:
-                if isinstance(record, TableFooter):
-                    tables += 1
-                    rows += record.rows
             details = {
                 "compressor": opened.compressor.name if opened.compressor else "none",
                 "format_version": opened.format_version,
                 "migrated_by": list(opened.migrators),
-                "decompressed_bytes": opened.splitter.decompressed_bytes,
             }
+            reader = BackupReader(opened.splitter, check_digests=digests, decode=decode)
+            for record in reader:
+                if isinstance(record, TableStart):
+                    table = record.table.qualified_name
+                elif isinstance(record, TableFooter):
+                    tables += 1
+                    rows += record.rows
+                    table = None
+            details["decompressed_bytes"] = opened.splitter.decompressed_bytes
     except UnibackupError as error:
         if error.exit_code != 3:  # not a damaged file: a missing one, a permission problem
             raise
-        return ValidationReport(path, level, False, tables, rows, (Finding("error", error.user_line()),))
+        if opened is not None:
+            details["decompressed_bytes"] = opened.splitter.decompressed_bytes
+        return ValidationReport(path, level, False, tables, rows, (Finding("error", error.user_line(), table=table),), details)
     return ValidationReport(path, level, True, tables, rows, (), details)
 
 

@@ -15,6 +15,7 @@ from unibackup.service import BackupService
 #: The real sample databases of the project (outside the repository; never copied into it).
 SAMPLE_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SAMPLE_SUFFIXES = (".db", ".sqlite", ".mbtiles")
+_PRIVATE_DIR = pytest.StashKey[Path]()
 
 
 def sample_databases() -> list[Path]:
@@ -31,8 +32,18 @@ def pytest_configure(config: pytest.Config) -> None:
     import tempfile
 
     private = Path(tempfile.mkdtemp(prefix="unibackup-tests-"))
+    config.stash[_PRIVATE_DIR] = private
     os.environ["UNIBACKUP_HISTORY_FILE"] = str(private / "history.jsonl")
     os.environ["UNIBACKUP_CACHE_DIR"] = str(private / "cache")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The run's private history and cache go with it."""
+    import shutil
+
+    private = config.stash.get(_PRIVATE_DIR, None)
+    if private is not None:
+        shutil.rmtree(private, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
