@@ -8,7 +8,10 @@ string (``docs/format.md``). A restore into another engine turns it into a JSON 
 
 from __future__ import annotations
 
+import re
 from typing import Any
+
+import orjson
 
 
 
@@ -91,23 +94,29 @@ def _parse_quoted(text: str, position: int) -> tuple[str, int]:
     raise ArrayTextError("a quoted array element has no closing '\"'")
 
 
+_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+
+
 def _element(text: str | None, element_logical_type: str | None) -> Any:
     if text is None:
         return None
-    if element_logical_type == "boolean":
-        return text in ("t", "true")
-    if element_logical_type == "integer":
-        return int(text)
-    if element_logical_type == "float":
-        number = float(text)
-        return number if number - number == 0 else text  # NaN and ±Infinity have no JSON number
-    return text  # decimals too: their exact digits
+    if element_logical_type in ("integer", "float", "decimal") and _JSON_NUMBER.fullmatch(text):
+        return orjson.Fragment(text)  # a JSON number with the very digits PostgreSQL wrote
+    if element_logical_type == "boolean" and text in ("t", "f"):
+        return text == "t"
+    if element_logical_type == "json":
+        try:
+            orjson.loads(text)
+        except orjson.JSONDecodeError:
+            return text
+        return orjson.Fragment(text)
+    return text  # NaN and ±Infinity too: JSON has no number for them
 
 
 def array_from_text(text: str, element_logical_type: str | None) -> list[Any]:
-    """The nested list of a PostgreSQL array text, elements typed by ``element_logical_type``:
-    integers and floats as numbers (NaN and ±Infinity as text), booleans as booleans, everything
-    else (decimals included, to keep their digits) as its text."""
+    """The nested list of a PostgreSQL array text, ready for ``orjson.dumps``: elements typed by
+    ``element_logical_type`` (numbers as JSON numbers with their exact digits, booleans as
+    booleans, JSON elements as JSON), everything else as its text, NULL as None."""
 
     def typed(items: list[Any]) -> list[Any]:
         return [typed(item) if isinstance(item, list) else _element(item, element_logical_type) for item in items]

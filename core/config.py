@@ -220,8 +220,9 @@ def load_config(explicit: str | None = None) -> Config:
     if path is None:
         return Config()
     try:
-        if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode):
-            raise ConfigError(f"the configuration file {str(path)!r} is not a regular file")  # a pipe would hang
+        if os.path.exists(path) and not stat.S_ISREG(os.stat(path).st_mode) and not os.path.samefile(path, os.devnull):
+            # a pipe would hang and a device never ends; /dev/null is the usual "no settings"
+            raise ConfigError(f"the configuration file {str(path)!r} is not a regular file")
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
     except UnicodeDecodeError as error:

@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import attrs
+import orjson
 import pytest
 
 from unibackup.errors import SourceError, UsageError
@@ -461,3 +462,75 @@ def test_postgresql_intervals_are_read_in_every_style():
     assert parse("P1DT2H") == (0, datetime.timedelta(days=1, hours=2))
     assert parse("-00:00:00.000001") == (0, datetime.timedelta(microseconds=-1))
     assert parse("hello") is None and parse("1 day later") is None
+
+
+def _pg_backup(service, tmp_path, name: str, script: str) -> str:
+    pg_support = pytest.importorskip("pg_support")
+    if "postgresql" not in [entry.name for entry in service.hooks.sources]:
+        pytest.skip("the postgresql source plugin is not there")
+    made = pg_support.Databases()
+    pg_support.admin_connect().close()
+    try:
+        source = made.new(name)
+        pg_support.run_sql(source, script)
+        return service.create_backup(pg_support.url_for(source), tmp_path).path
+    finally:
+        made.drop_all()
+
+
+def test_postgresql_arrays_times_reals_enums_and_generated_columns_into_mysql(service, databases, tmp_path):
+    path = _pg_backup(service, tmp_path, "pg_to_mysql_arrays", """
+        CREATE TYPE mood AS ENUM ('x', 'x ');
+        CREATE TABLE a (id int PRIMARY KEY, x int[], u uuid[], t text[], n numeric[], tt timetz, r real, m mood,
+                        int2 int2, gen int GENERATED ALWAYS AS (int2 * 2) STORED);
+        INSERT INTO a (id, x, u, t, n, tt, r, m, int2) VALUES
+          (1, '{{1,2},{3,NULL}}', '{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11,NULL}', '{{"a b","c\\"d"},{NULL,"NULL"}}', '{1.50,NaN}',
+           '23:59:59.999999+14:59', 3.4028235e38, 'x ', 2),
+          (2, '[0:1]={5,6}', '{}', '{plain}', NULL, '12:00-02:30', -3.4028235e38, 'x', NULL);
+    """)
+    target = databases.new("from_pg_arrays", create=False)
+    result = service.restore_backup(path, url_for(target), allow_lossy=True)
+    report = {m.column: m for m in result.fidelity}
+    assert report["m"].target_type == "VARCHAR(2)" and report["m"].fidelity == "approximated" and "trailing spaces" in report["m"].note
+    assert "nested" in report["x"].note and "null" in report["x"].note
+    assert "offset is dropped" in report["tt"].note
+    assert "generated column public.a.gen (postgresql expression not translated)" in result.skipped
+    assert not [line for line in result.skipped if "stored as NULL" in line], result.skipped
+    with Inspector(target) as inspector:
+        rows = inspector.rows("SELECT id, x, u, t, n, CAST(tt AS CHAR), r + 0E0, m FROM a ORDER BY id")
+        columns = [name for (name,) in inspector.rows("SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = 'a'", (target,))]
+    assert [(i, orjson.loads(x), orjson.loads(u), orjson.loads(t), n and orjson.loads(n)) for i, x, u, t, n, *_ in rows] == [
+        (1, [[1, 2], [3, None]], ["a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", None], [["a b", 'c"d'], [None, "NULL"]], [1.5, "NaN"]),
+        (2, [5, 6], [], ["plain"], None),
+    ]
+    assert [row[5:] for row in rows] == [("23:59:59.999999", 3.4028234663852886e38, "x "), ("12:00:00.000000", -3.4028234663852886e38, "x")]
+    assert "gen" not in columns
+
+
+def test_column_names_that_differ_only_by_case_are_refused_before_anything_is_written(service, databases, tmp_path):
+    path = _pg_backup(service, tmp_path, "pg_to_mysql_case", 'CREATE TABLE c (id int PRIMARY KEY, "A" int, a int); INSERT INTO c VALUES (1, 2, 3);')
+    target = databases.new("case", create=False)
+    with pytest.raises(UsageError, match="cannot move into mysql: public.c.a .*names ignore case: 'a' and 'A'"):
+        service.restore_backup(path, url_for(target), allow_lossy=True)
+    assert not database_exists(target)
+
+
+def test_auto_increment_continues_after_the_sources_high_water_mark(service, databases, make_db, tmp_path):
+    """Keys handed out once (rows deleted since) are not handed out again, as in the source."""
+    sqlite = make_db("CREATE TABLE s (id INTEGER PRIMARY KEY AUTOINCREMENT, v TEXT);", inserts=[
+        ("INSERT INTO s VALUES (?, ?)", [(n, "x") for n in range(1, 1501)]),
+        ("DELETE FROM s WHERE id > ?", [(1495,)]),
+    ])
+    backups = [service.create_backup(str(sqlite), tmp_path / "sqlite").path]
+    backups.append(_pg_backup(service, tmp_path / "pg", "pg_to_mysql_serial", """
+        CREATE TABLE s (id serial PRIMARY KEY, v text);
+        INSERT INTO s (v) SELECT 'x' FROM generate_series(1, 1500);
+        DELETE FROM s WHERE id > 1495;
+    """))
+    for backup in backups:
+        target = databases.new("high_water", create=False)
+        service.restore_backup(backup, url_for(target), allow_lossy=True)
+        with Inspector(target) as inspector:
+            assert inspector.rows("SELECT MAX(id) FROM s")[0][0] == 1495
+            inspector.rows("INSERT INTO s (v) VALUES ('new')")
+            assert inspector.rows("SELECT LAST_INSERT_ID()")[0][0] == 1501, backup

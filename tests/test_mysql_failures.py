@@ -157,3 +157,37 @@ def test_an_unknown_url_option_is_a_usage_error(service, databases, small, tmp_p
     _one_line(_cli("restore", backup, url_for(target) + "?sockett=/x"), 2, "unknown option 'sockett'")
     assert not database_exists(target)
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_a_row_larger_than_max_allowed_packet_is_one_clear_line(databases, make_db, tmp_path):
+    with Inspector(databases.new("packet")) as inspector:
+        packet = inspector.rows("SELECT @@max_allowed_packet")[0][0]
+    path = make_db("CREATE TABLE big (id INTEGER PRIMARY KEY, v BLOB);", inserts=[
+        ("INSERT INTO big VALUES (?, ?)", [(1, b"small"), (2, b"x" * (packet + 1))]),
+    ])
+    backup = _cli("backup", str(path), "-o", str(tmp_path / "out"))
+    assert backup.returncode == 0, backup.stderr
+    target = databases.new("packet_copy", create=False)
+    run = _cli("restore", backup.stdout.strip().splitlines()[-1], url_for(target))
+    assert run.returncode == 1, run.stderr
+    errors = [line for line in run.stderr.splitlines() if line.startswith("unibackup: error: ")]
+    assert errors == [run.stderr.splitlines()[-1]] and "Traceback" not in run.stderr  # after the fidelity report
+    assert "writing table 'big'" in errors[0] and "max_allowed_packet" in errors[0] and "gone away" not in errors[0]
+    assert not database_exists(target)
+
+
+def test_tables_the_user_may_not_see_are_announced(service, databases, small, tmp_path):
+    """MySQL hides a table the user has no privilege on (and answers a SELECT of it as of a missing
+    table), so it cannot be named; a user without SELECT on the whole database is told so."""
+    partial = databases.user(SECRET, f"SELECT ON `{small}`.`t`")
+    run = _cli("backup", url_for(small, user=partial, password=SECRET), "-o", str(tmp_path / "partial"))
+    assert run.returncode == 0, run.stderr
+    warnings = [line for line in run.stderr.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "no SELECT privilege on the database" in warnings[0] and small in warnings[0], run.stderr
+    header = service.inspect_backup(run.stdout.strip().splitlines()[-1]).header
+    assert [table.name for table in header.schema.tables] == ["t"]
+    assert any(item.startswith("tables the backup user may not see") for item in header.schema.settings["not_backed_up"])
+
+    whole = databases.user(SECRET, f"SELECT, SHOW VIEW ON `{small}`.*")
+    run = _cli("backup", url_for(small, user=whole, password=SECRET), "-o", str(tmp_path / "whole"))
+    assert run.returncode == 0 and "WARNING" not in run.stderr, run.stderr

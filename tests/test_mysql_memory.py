@@ -17,8 +17,8 @@ ROWS = 320
 ROW_BYTES = 100_000  # 32 MB of blobs, 43 MB once base64'd
 
 
-def _run(*args: str) -> dict:
-    run = subprocess.run([*UNIBACKUP, "-q", *args, "--json"], capture_output=True, text=True, timeout=120, env={**os.environ, "UNIBACKUP_CONFIG": os.devnull})
+def _run(*args: str, config: str) -> dict:
+    run = subprocess.run([*UNIBACKUP, "-q", *args, "--json"], capture_output=True, text=True, timeout=120, env={**os.environ, "UNIBACKUP_CONFIG": config})
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout)
 
@@ -40,8 +40,10 @@ def test_backup_and_restore_memory_does_not_grow_with_the_data(databases, tmp_pa
     conn.close()
 
     # without compression, so that what is measured is the reading (zstd's own buffers are constant)
-    small = _run("backup", url_for(empty), "--compression", "none", "-o", str(tmp_path / "small"))
-    large = _run("backup", url_for(source), "--compression", "none", "-o", str(tmp_path / "large"))
+    config = tmp_path / "unibackup.toml"  # no settings (a configuration file must be a regular file)
+    config.write_text("")
+    small = _run("backup", url_for(empty), "--compression", "none", "-o", str(tmp_path / "small"), config=str(config))
+    large = _run("backup", url_for(source), "--compression", "none", "-o", str(tmp_path / "large"), config=str(config))
     assert large["trailer"]["rows"] == ROWS + 1
     data = ROWS * ROW_BYTES
     grown = large["metrics"]["peak_rss_bytes"] - small["metrics"]["peak_rss_bytes"]
@@ -49,6 +51,6 @@ def test_backup_and_restore_memory_does_not_grow_with_the_data(databases, tmp_pa
     assert grown < data / 4, f"the backup's memory grew by {grown / 2**20:.0f} MiB for {data / 2**20:.0f} MiB of rows"
 
     target = databases.new("memory_copy", create=False)
-    restored = _run("restore", large["path"], url_for(target))
+    restored = _run("restore", large["path"], url_for(target), config=str(config))
     assert restored["rows"] == ROWS + 1
     assert restored["metrics"]["peak_rss_bytes"] < small["metrics"]["peak_rss_bytes"] + data / 2

@@ -10,7 +10,9 @@ import orjson
 import pytest
 import zstandard
 
-from mysql_support import Inspector, connect, databases, quote, url_for
+from unibackup.errors import SourceError
+
+from mysql_support import Inspector, connect, database_exists, databases, quote, url_for
 
 pytestmark = pytest.mark.mysql
 __all__ = ["databases"]  # fixture
@@ -253,3 +255,71 @@ def test_time_and_the_largest_unsigned_integer_as_documented(service, databases,
         data = zstandard.ZstdDecompressor().stream_reader(handle).read()
     assert b'[1,{"$timedelta":[-2,82799,0]},{"$timedelta":[4,14400,500000]},18446744073709551615]' in data.splitlines()
     assert backup_rows(result.path, "t") == [[1, {"$timedelta": [-2, 82799, 0]}, {"$timedelta": [4, 14400, 500000]}, 18446744073709551615]]
+
+
+def test_the_enum_error_value_comes_back(service, databases, tmp_path):
+    """A non-strict server stores '' (index 0) for a value that is no label; strict mode refuses
+    to write it back, so such rows go in under a non-strict mode whose warnings are checked."""
+    source = databases.new("enum0")
+    conn = connect(source)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SET SESSION sql_mode = ''")
+            cursor.execute("CREATE TABLE e (id INT PRIMARY KEY, e ENUM('a', 'x''y'), n ENUM('b') NOT NULL, v VARCHAR(3))")
+            cursor.execute("INSERT INTO e VALUES (1, 'x''y', 'b', 'abc'), (2, 'bogus', 'nope', 'def'), (3, NULL, 'b', NULL)")
+    finally:
+        conn.close()
+    backup = service.create_backup(url_for(source), tmp_path).path
+    target = databases.new("enum0_copy", create=False)
+    service.restore_backup(backup, url_for(target))
+    query = "SELECT id, e, e + 0, n, n + 0, v FROM e ORDER BY id"
+    with Inspector(source) as left, Inspector(target) as right:
+        assert right.rows(query) == left.rows(query)
+        assert right.rows(query)[1] == (2, "", 0, "", 0, "def")
+
+
+def test_a_long_blob_fits_the_servers_packet(service, databases, tmp_path):
+    """PyMySQL writes binary values in hex (twice their size): a 10 MiB value did not fit a 16 MiB packet."""
+    source = databases.new("big_blob")
+    with Inspector(source) as inspector:
+        packet = inspector.rows("SELECT @@max_allowed_packet")[0][0]
+        size = min(10 * 1024 * 1024, packet * 2 // 3)
+        inspector.rows("CREATE TABLE b (id INT PRIMARY KEY, v LONGBLOB)")
+        # made by the server: the test's own (hex) statement would not fit either; zeros, quotes and backslashes
+        inspector.rows("INSERT INTO b SELECT 1, REPEAT(UNHEX('00FF275C0A41'), %s)", (size // 6,))
+        inspector.rows("INSERT INTO b VALUES (2, 'small')")
+    backup = service.create_backup(url_for(source), tmp_path).path
+    target = databases.new("big_blob_copy", create=False)
+    service.restore_backup(backup, url_for(target))
+    query = "SELECT id, LENGTH(v), MD5(v) FROM b ORDER BY id"
+    with Inspector(source) as left, Inspector(target) as right:
+        assert right.rows(query) == left.rows(query)
+        assert right.rows(query)[0][1] >= packet // 2
+
+
+def test_the_enum_error_value_never_lets_another_value_be_truncated(service, databases, tmp_path):
+    """The row with '' goes in under a non-strict mode: any other warning stops the restore."""
+    import attrs
+
+    from unibackup.format import BackupWriter
+    from unibackup.values import encode_batch
+
+    source = databases.new("enum0_guard")
+    with Inspector(source) as inspector:
+        inspector.rows("CREATE TABLE e (e ENUM('a'), v VARCHAR(5))")
+    header = service.inspect_backup(service.create_backup(url_for(source), tmp_path).path).header
+    table = header.schema.tables[0]
+    narrow = attrs.evolve(table, create_sql=table.create_sql.replace("varchar(5)", "varchar(2)"))  # a value it would truncate
+    assert narrow.create_sql != table.create_sql
+    path = tmp_path / "crafted.ubk.jsonl"
+    with open(path, "wb") as handle:
+        writer = BackupWriter(handle)
+        writer.write_header(attrs.evolve(header, schema=attrs.evolve(header.schema, tables=(narrow,))))
+        writer.begin_table(narrow)
+        writer.write_rows(encode_batch([["", "hello"]]))
+        writer.end_table()
+        writer.write_trailer()
+    target = databases.new("enum0_guard_copy", create=False)
+    with pytest.raises(SourceError, match="writing table 'e': Data truncated for column 'v'"):
+        service.restore_backup(str(path), url_for(target))
+    assert not database_exists(target)

@@ -11,11 +11,13 @@ import datetime
 import decimal
 import math
 import re
+import struct
 from typing import Any, Callable, Iterable
 
 import attrs
 import orjson
 
+from unibackup.arrays import ArrayTextError, array_from_text
 from unibackup.models import ColumnMapping, ColumnSchema, SchemaObject, TableSchema
 
 from .connection import quote
@@ -138,7 +140,7 @@ def map_column(table: TableSchema, column: ColumnSchema, engine: str, server: Ta
     if logical == "float":
         target = "FLOAT" if options.get("single") or (engine == "postgresql" and declared in _PG_SINGLE) else "DOUBLE"
         if engine == "postgresql":
-            return m(target, APPROXIMATED, "NaN and ±Infinity have no MySQL form: they are stored as NULL")
+            return m(target, APPROXIMATED, "NaN and ±Infinity have no MySQL form: they are stored as NULL; finite values are kept exactly")
         if loose:
             return m(target, EXACT, "SQLite does not enforce declared types, and MySQL has no ±Infinity: such a value stops the restore (--allow-lossy: NULL)")
         return m(target, EXACT, "NaN and ±Infinity have no MySQL form: a row holding one stops the restore (--allow-lossy: NULL)")
@@ -153,6 +155,11 @@ def map_column(table: TableSchema, column: ColumnSchema, engine: str, server: Ta
     if logical == "boolean":
         return m("BOOLEAN", EXACT, _join("MySQL's BOOLEAN is TINYINT(1): true and false are stored as 1 and 0", loose))
     if logical == "enum" and options.get("labels"):
+        problem = enum_label_problem([str(label) for label in options["labels"]])
+        if problem:
+            length = max(1, *(len(str(label)) for label in options["labels"]))
+            target = f"VARCHAR({length})" if length <= MAX_VARCHAR else "LONGTEXT"
+            return m(target, APPROXIMATED, f"{problem}: stored as {target} text (every label kept exactly, but not held to the labels)")
         labels = ",".join("'" + str(label).replace("'", "''") + "'" for label in options["labels"])
         return m(f"ENUM({labels})")
     if logical in ("text", "enum"):
@@ -185,7 +192,7 @@ def map_column(table: TableSchema, column: ColumnSchema, engine: str, server: Ta
     if logical == "time":
         return m("TIME(6)", EXACT, loose)
     if logical == "time_tz":
-        return m("TIME(6)", APPROXIMATED, "the UTC offset is dropped: MySQL has no time with time zone")
+        return m("TIME(6)", APPROXIMATED, "the UTC offset is dropped, the time of day is kept ('23:59:59+14:59' becomes 23:59:59): MySQL has no time with time zone")
     if logical == "datetime":
         return m("DATETIME(6)", EXACT, loose)
     if logical == "datetime_tz":
@@ -199,10 +206,34 @@ def map_column(table: TableSchema, column: ColumnSchema, engine: str, server: Ta
             return m("JSON", EXACT, _join("MariaDB keeps the JSON text as it is", loose))
         return m("JSON", APPROXIMATED, "MySQL normalises JSON text (key order, spacing, duplicate keys)")
     if logical == "array":
-        return m("JSON", APPROXIMATED, "MySQL has no arrays: stored as a JSON array")
+        element = str(options.get("element_logical_type") or "")
+        form = _ARRAY_ELEMENTS.get(element, "strings (PostgreSQL's text of each)")
+        return m("JSON", APPROXIMATED, f"MySQL has no arrays: stored as a JSON array (nested for more dimensions, NULL elements as null, elements as JSON {form}; lower bounds other than 1 are not kept)")
     if logical == "any":
         return m("LONGTEXT", APPROXIMATED, "no declared type: every value is stored as text (blobs that are not UTF-8 stop the restore)")
     return m("LONGTEXT", APPROXIMATED, f"no MySQL equivalent of {column.declared_type or logical}: kept as the source engine's text form")
+
+
+_ARRAY_ELEMENTS = {
+    "integer": "numbers", "float": "numbers (NaN and ±Infinity as strings)", "decimal": "numbers (NaN as a string)",
+    "boolean": "true and false", "json": "JSON values",
+}
+#: The longest ENUM label MySQL takes, in characters.
+MAX_ENUM_LABEL = 255
+
+
+def enum_label_problem(labels: list[str]) -> str:
+    """Why MySQL cannot declare an ENUM of exactly these labels ('' when it can)."""
+    trailing = [label for label in labels if label != label.rstrip(" ")]
+    if trailing:
+        stripped = {label.rstrip(" ") for label in trailing}
+        clash = [label for label in labels if label in stripped]
+        label = trailing[0]
+        then = f", the same as the label {clash[0]!r}" if clash else ""
+        return f"MySQL removes trailing spaces from ENUM labels ({label!r} would become {label.rstrip(' ')!r}{then})"
+    if any(len(label) > MAX_ENUM_LABEL for label in labels):
+        return f"an ENUM label is longer than MySQL's {MAX_ENUM_LABEL} characters"
+    return ""
 
 
 def _key_note(column: ColumnSchema, target: str, length: int, unit: str, key: str) -> str:
@@ -268,8 +299,26 @@ def map_tables(tables: Iterable[TableSchema], objects: tuple[SchemaObject, ...],
     grouped = by_table(objects)
     for table in tables:
         constraints = table_constraints(table, grouped.get(table.name, ()), parse_index)
-        mappings.extend(fit_keys(table, constraints, engine, server))
+        mappings.extend(same_names(fit_keys(table, constraints, engine, server)))
     return mappings
+
+
+def same_names(mappings: list[ColumnMapping]) -> list[ColumnMapping]:
+    """A column whose name differs from an earlier one's only by case is impossible: MySQL
+    column names ignore case, so the two would be one column (renaming would change the rows'
+    meaning for whoever reads them by name)."""
+    seen: dict[str, str] = {}
+    result = []
+    for item in mappings:
+        key = item.column.lower()
+        if item.target_type != NOT_KEPT and key in seen:
+            item = attrs.evolve(item, fidelity=IMPOSSIBLE, note=(
+                f"MySQL column names ignore case: {item.column!r} and {seen[key]!r} of {item.table} would be the same column"
+            ))
+        elif item.target_type != NOT_KEPT:
+            seen[key] = item.column
+        result.append(item)
+    return result
 
 
 def fit_keys(table: TableSchema, constraints: Constraints, engine: str, server: TargetServer) -> list[ColumnMapping]:
@@ -331,6 +380,27 @@ def auto_increment_column(table: TableSchema, engine: str) -> str | None:
         return column.name
     if engine == "sqlite" and column.declared_type.strip().upper() == "INTEGER":
         return column.name
+    return None
+
+
+def next_auto_increment(table: TableSchema, objects: Iterable[SchemaObject], engine: str) -> int | None:
+    """The next key the source would have handed out for the AUTO_INCREMENT column, when it
+    kept a high-water mark beyond the rows (SQLite's sqlite_sequence, a PostgreSQL sequence):
+    keys given out once, even of rows deleted since, are not given out again. None: none known
+    (MySQL continues after the largest key)."""
+    column = auto_increment_column(table, engine)
+    if column is None:
+        return None
+    seq = table.options.get("autoincrement_seq")
+    if isinstance(seq, int) and not isinstance(seq, bool):
+        return seq + 1 if seq >= 0 else None
+    for obj in objects:
+        owner = obj.options.get("owned_by")
+        if obj.kind == "sequence" and owner and list(owner) == [table.namespace, table.name, column]:
+            last = obj.options.get("last_value")
+            if isinstance(last, int):
+                following = last + 1 if obj.options.get("is_called") else last
+                return following if following >= 1 else None
     return None
 
 
@@ -499,6 +569,33 @@ def _as_float(value: Any) -> Any:
     return value
 
 
+def _as_single(value: Any) -> Any:
+    """A single-precision float, read back as the double of its shortest text, rounded to the
+    single it was (3.4028235e38 is FLT_MAX, which the double 3.4028235e38 is slightly above)."""
+    value = _as_float(value)
+    if isinstance(value, float):
+        try:
+            return struct.unpack("<f", struct.pack("<f", value))[0]
+        except OverflowError:
+            raise Unfit(f"{value} is beyond the range of MySQL's FLOAT") from None
+    return value
+
+
+_TIME_TZ = re.compile(r"^\s*(\d{1,2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)\s*(?:[+-]\d{1,2}(?::?\d{2}){0,2}|Z)?\s*$", re.IGNORECASE)
+
+
+def _as_time_of_day(value: Any) -> Any:
+    """A time with time zone as the time of day, its UTC offset dropped."""
+    if isinstance(value, datetime.time):
+        return value.replace(tzinfo=None)
+    if isinstance(value, str):
+        match = _TIME_TZ.match(value)
+        if match is None:
+            raise Unfit(f"{value!r} is not a time of day")
+        return match.group(1)
+    return value
+
+
 def _as_decimal(value: Any) -> Any:
     if isinstance(value, decimal.Decimal) and not value.is_finite():
         raise Unfit(f"{value} has no MySQL form")
@@ -511,17 +608,37 @@ def _as_json(value: Any) -> Any:
     return value
 
 
+def _as_json_array(element: str) -> Callable[[Any], Any]:
+    """PostgreSQL's array text (more dimensions, other bounds or element types) as a JSON array."""
+
+    def convert(value: Any) -> Any:
+        if isinstance(value, str) and value.startswith(("{", "[")):
+            try:
+                return json_text(array_from_text(value, element))
+            except ArrayTextError:
+                raise Unfit(f"{value[:40]!r} is not a PostgreSQL array") from None
+        return _as_json(value)
+
+    return convert
+
+
 def value_converter(column: ColumnSchema, target: str, engine: str, server: TargetServer) -> Callable[[Any], Any] | None:
     """How a decoded value of another engine becomes one for a MySQL column of type ``target``
     (raising :class:`Unfit` for one the column cannot hold); None: as it is."""
     logical = column.logical_type
+    if logical == "array" and engine == "postgresql":
+        return _as_json_array(str(column.options.get("element_logical_type") or ""))
     if logical in ("json", "array"):
         return _as_json
+    if logical == "time_tz":
+        return _as_time_of_day
     if target == "TIME(6)" and logical == "interval":
         return _as_time(TIME_LIMIT + datetime.timedelta(microseconds=999999) if server.mariadb else TIME_LIMIT)
     if engine == "postgresql" and logical in ("date", "datetime", "datetime_tz"):
         return _as_date("date" if logical == "date" else "datetime")
-    if target in ("DOUBLE", "FLOAT"):
+    if target == "FLOAT":
+        return _as_single
+    if target == "DOUBLE":
         return _as_float
     if target.startswith("DECIMAL"):
         return _as_decimal

@@ -175,9 +175,31 @@ class Catalog:
         if schemata:
             settings["character_set"] = schemata[0]["DEFAULT_CHARACTER_SET_NAME"]
             settings["collation"] = schemata[0]["DEFAULT_COLLATION_NAME"]
+        hidden = self.hidden_tables()
+        if hidden:
+            self.skipped.append(hidden)
         if self.skipped:
             settings["not_backed_up"] = list(self.skipped)
         return DatabaseSchema(engine="mysql", tables=tuple(table_schemas), objects=tuple(objects), settings=settings)
+
+    def hidden_tables(self) -> str | None:
+        """Why some tables may be missing, when the user has no SELECT on the whole database.
+
+        MySQL shows a user only the tables it has a privilege on, and answers a SELECT of any
+        other the same whether it exists or not: such tables cannot be named, only announced.
+        """
+        rows = self._try(
+            "privileges",
+            "SELECT (SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE = 'SELECT')"
+            " + (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE PRIVILEGE_TYPE = 'SELECT' AND %s LIKE TABLE_SCHEMA) AS n",
+            (self.database,), record=False,
+        )
+        if not rows or int(rows[0]["N"] or 0):
+            return None
+        return (
+            f"tables the backup user may not see (it has no SELECT privilege on the database {self.database!r} as a whole,"
+            " and MySQL hides the tables it has no privilege on)"
+        )
 
     # -- tables ------------------------------------------------------------------------------
     def _table(

@@ -26,6 +26,7 @@ from unibackup.values import JsonText, encode_batch
 
 from . import mapping
 from .connection import PRIVILEGE_CODES, TRANSIENT_CODES, check_options, connect, error_code, pymysql_module, quote, server_label, translate
+from .inserts import Packer, insert_prefix
 from .constraints import FOREIGN_KEY_KINDS, Constraints, ForeignKey, belongs_to, by_table, table_constraints, translate_check
 from .schema import Catalog, ServerInfo
 from .types import read_expression
@@ -38,7 +39,9 @@ RESTORE_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,STRICT_ALL_TABL
 _DROP = {
     "table": "TABLE", "view": "VIEW", "sequence": "SEQUENCE", "procedure": "PROCEDURE", "function": "FUNCTION", "event": "EVENT",
 }
-_WRITE_STATEMENT_BYTES = 4 * 1024 * 1024
+#: The session for a row holding an ENUM's error value (''), which only a non-strict mode stores;
+#: the server's warnings then show that nothing else in the row was changed.
+ENUM_ERROR_SQL_MODE = "NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ALLOW_INVALID_DATES"
 #: Server errors about one value that the column cannot hold (out of range, too long, not a
 #: number or a date, not valid text, a CHECK it fails).
 DATA_ERRORS = frozenset({1048, 1264, 1265, 1292, 1366, 1367, 1406, 1411, 3140, 3819, 4025})
@@ -50,11 +53,12 @@ _LOSSY_HINT = "the MySQL column cannot hold this value; with --allow-lossy it is
 class _Writer:
     """How the rows of one table are inserted."""
 
-    sql: str
+    prefix: bytes  # INSERT INTO ... VALUES
     keep: list[int] | None = None  # the positions of the row values that have a column here
     convert: list[tuple[int, Callable[[Any], Any]]] = attrs.Factory(list)
     columns: list[ColumnSchema] = attrs.Factory(list)  # cross-engine: the columns of the rows as written
     targets: list[str] = attrs.Factory(list)  # cross-engine: their MySQL types
+    error_enums: dict[int, str] = attrs.Factory(dict)  # same engine: ENUM columns without a '' label, by position
 
 
 @attrs.define
@@ -109,12 +113,14 @@ class MySQLSource(Source):
         self._conn: Any = None
         self._server: ServerInfo | None = None
         self._warned = False
+        self._hidden: str | None = None
         # restore state
         self._created_database = False
         self._created: list[tuple[str, str]] = []
         self._writers: dict[tuple[str | None, str], _Writer] = {}
         self._target_server: mapping.TargetServer | None = None
         self._cursor: Any = None
+        self._packer: Packer | None = None
         self._done = False
         self._lossy = False
         self._lost: dict[tuple[str, str], _Lost] = {}
@@ -194,6 +200,7 @@ class MySQLSource(Source):
             schema = Catalog(self._query, self.database, self._server).describe()
         except self._errors() as error:
             raise self._translate(error, "reading the schema") from None
+        self._hidden = next((item for item in schema.settings.get("not_backed_up", ()) if item.startswith("tables the backup user may not see")), None)
         return schema
 
     def will_read(self, tables: Sequence[TableSchema]) -> None:
@@ -201,6 +208,8 @@ class MySQLSource(Source):
         if self._warned:
             return
         self._warned = True
+        if self._hidden:
+            log.warning("not in the backup: %s; grant SELECT on the database to back them up", self._hidden)
         mariadb = self._server is not None and self._server.mariadb
         for table in tables:
             if "not_in_snapshot" in table.options:
@@ -345,7 +354,7 @@ class MySQLSource(Source):
         except self._errors() as error:
             raise self._translate(error, f"preparing the database {database!r}") from None
         self._cursor = self.conn.cursor()
-        self._cursor.max_stmt_length = max(64 * 1024, min(_WRITE_STATEMENT_BYTES, packet - 64 * 1024))
+        self._packer = Packer(packet=packet, literal=self.conn.escape)
 
     def _check_target(self, database: str, plan: RestorePlan) -> None:
         row = self._query(
@@ -427,6 +436,10 @@ class MySQLSource(Source):
             names[table.name] = table.qualified_name
             columns = by_table.get(table.qualified_name) or {m.column: m for m in mapping.map_tables([table], plan.schema.objects, plan.source_engine, server)}
             sql = mapping.create_table_sql(table, columns, plan.source_engine, server, skipped)
+            skipped.extend(
+                f"generated column {table.qualified_name}.{column.name} ({table.options.get('module') or plan.source_engine} expression not translated)"
+                for column in table.generated_columns
+            )
             self._run_ddl(sql, f"creating table {table.name!r}")
             self._created.append(("table", table.name))
             keep = [index for index, column in enumerate(table.columns) if not mapping.is_dropped(table, column)]
@@ -438,7 +451,7 @@ class MySQLSource(Source):
                 if converter is not None:
                     convert.append((position, converter))
             self._writers[(table.namespace, table.name)] = _Writer(
-                sql=self._insert_sql(table.name, [column.name for column in kept]),
+                prefix=insert_prefix(table.name, [column.name for column in kept], quote),
                 keep=keep if len(keep) != len(table.columns) else None,
                 convert=convert,
                 columns=kept,
@@ -446,18 +459,26 @@ class MySQLSource(Source):
             )
         return skipped
 
-    @staticmethod
-    def _insert_sql(table: str, columns: list[str]) -> str:
-        names = ", ".join(quote(name) for name in columns).replace("%", "%%")
-        marks = ", ".join("%s" for _ in columns)
-        return f"INSERT INTO {quote(table).replace('%', '%%')} ({names}) VALUES ({marks})"
+    def _same_engine_writer(self, table: TableSchema) -> _Writer:
+        """The writer of a MySQL table; it knows the ENUM columns that may hold the error value ''."""
+        error_enums = {
+            position: column.name for position, column in enumerate(table.columns)
+            if column.options.get("data_type") == "enum" and "" not in column.options.get("labels", [""])
+        }
+        return _Writer(prefix=insert_prefix(table.name, list(table.column_names), quote), error_enums=error_enums)
+
+    def _insert(self, table: TableSchema, writer: _Writer, rows: list[list[Any]]) -> None:
+        """The rows in statements that fit the server's packet."""
+        assert self._packer is not None
+        for statement in self._packer.statements(writer.prefix, rows, table.name):
+            self._cursor.execute(statement)
 
     def write_rows(self, table: TableSchema, rows: list[list[Any]]) -> None:
         if not rows or not table.has_data:
             return
         writer = self._writers.get((table.namespace, table.name))
         if writer is None:
-            writer = _Writer(sql=self._insert_sql(table.name, list(table.column_names)))
+            writer = self._same_engine_writer(table)
             self._writers[(table.namespace, table.name)] = writer
         if writer.keep is not None:
             rows = [[row[index] for index in writer.keep] for row in rows]
@@ -468,11 +489,19 @@ class MySQLSource(Source):
                         row[position] = convert(row[position])
                     except mapping.Unfit as unfit:
                         row[position] = self._lose(table, writer, position, str(unfit))
+        errors: list[list[Any]] = []
+        if writer.error_enums:
+            errors = [row for row in rows if any(row[position] == "" for position in writer.error_enums)]
+            if errors:
+                rows = [row for row in rows if not any(row[position] == "" for position in writer.error_enums)]
         lossy = self._lossy and bool(writer.columns)
         try:
             if lossy:
                 self._cursor.execute("SAVEPOINT unibackup_batch")
-            self._cursor.executemany(writer.sql, rows)
+            if rows:
+                self._insert(table, writer, rows)
+            for row in errors:
+                self._insert_enum_error(table, writer, row)
         except self._errors() as error:
             if lossy and error_code(error) in DATA_ERRORS:
                 self._write_one_by_one(table, writer, rows)
@@ -480,6 +509,30 @@ class MySQLSource(Source):
             raise self._value_error(error, table, writer) from None
         except (TypeError, ValueError) as error:
             raise SourceError(f"writing table {table.name!r}: {error}") from None
+
+    def _insert_enum_error(self, table: TableSchema, writer: _Writer, row: list[Any]) -> None:
+        """A row holding the error value '' of an ENUM (stored by a non-strict server for a value
+        that was not a label): inserted under a non-strict mode, which stores '' again; the
+        server's warnings must name those ENUM columns only, else the row is refused."""
+        expected = sorted(writer.error_enums[position] for position in writer.error_enums if row[position] == "")
+        self._cursor.execute("SET SESSION sql_mode = %s", (ENUM_ERROR_SQL_MODE,))
+        try:
+            self._insert(table, writer, [row])
+            self._cursor.execute("SHOW WARNINGS")
+            warnings = list(self._cursor.fetchall())
+        finally:
+            self._cursor.execute("SET SESSION sql_mode = %s", (RESTORE_SQL_MODE,))
+        remaining = list(expected)
+        for _level, code, message in warnings:
+            match = _ERROR_COLUMN.search(str(message))
+            name = (match.group(1).replace("``", "`") if match.group(1) is not None else match.group(2)) if match else None
+            if int(code) != 1265 or name not in remaining:  # something else was changed: refuse the row
+                raise SourceError(f"writing table {table.name!r}: {' '.join(str(message).split())} (error {code})", hint=(
+                    f"the row holds the ENUM error value '' of {', '.join(expected)}, which only a non-strict mode stores"
+                ))
+            remaining.remove(name)
+        if remaining:
+            raise SourceError(f"writing table {table.name!r}: the ENUM error value '' of {', '.join(remaining)} was not stored as it was")
 
     def _value_error(self, error: BaseException, table: TableSchema, writer: _Writer) -> UnibackupError:
         """A write error; one about a value of another engine's backup says what --allow-lossy does."""
@@ -509,7 +562,7 @@ class MySQLSource(Source):
             for row in rows:
                 for _ in range(len(row) + 1):
                     try:
-                        self._cursor.execute(writer.sql, row)
+                        self._insert(table, writer, [row])
                         break
                     except pymysql_module().err.MySQLError as error:
                         if error_code(error) not in DATA_ERRORS:
@@ -667,6 +720,10 @@ class MySQLSource(Source):
                     skipped.append(f"{label} (not carried over: {reason})")
                     continue
                 skipped.extend(self._alter_each(table.name, [(label, f"ADD CHECK ({sql})")]))
+        for table in plan.tables:
+            counter = mapping.next_auto_increment(table, plan.schema.objects, plan.source_engine)
+            if counter is not None:
+                self._run_ddl(f"ALTER TABLE {quote(table.name)} AUTO_INCREMENT = {counter}", f"setting the AUTO_INCREMENT of {table.name!r}")
         skipped.extend(self.lossy_report())
         return skipped
 
