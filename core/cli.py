@@ -66,6 +66,9 @@ def _set_password_file(state: "CliState", path: str | None) -> None:
     """Hand ``--password-file`` to every source plugin as its ``password_file`` setting."""
     if not path:
         return
+    if not os.path.isfile(path) or not os.access(path, os.R_OK):
+        # said now, whatever the source: a typo must not pass because this one needs no password
+        raise UsageError(f"the password file {path!r} does not exist or cannot be read")
     service = state.service()
     settings = dict(service.config.source)
     for entry in service.hooks.sources:

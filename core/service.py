@@ -121,6 +121,8 @@ class BackupService:
             raise UsageError(f"the source {path!r} does not exist")
         if not for_restore and os.path.isdir(path):
             raise UsageError(f"the source {path!r} is a directory, not a database file")
+        if for_restore and os.path.isdir(path):
+            raise UsageError(f"the target {path!r} is a directory; name a database file (in it, for example)")
         if for_restore and not os.path.exists(path):
             candidates = [e.implementation for e in self.hooks.sources if e.implementation.accepts_path("")]
             scheme = candidates[0].schemes[0] if candidates else ""
@@ -254,6 +256,9 @@ class BackupService:
     ) -> BackupResult:
         """Back up ``source`` into a new file in ``output_dir``; returns where and what."""
         defaults = self.config.backup
+        for registry, asked in ((self.hooks.compressors, compression), (self.hooks.batching_strategies, batching)):
+            if asked is not None and not asked.strip():  # "" must not quietly mean the default
+                raise UsageError(f"an empty {registry.kind} name was given; known: {', '.join(entry.name for entry in registry)}")
         notes: list[str] = []
         chosen_compression = self._available(self.hooks.compressors, compression, defaults.compression, notes)
         options = BackupOptions(

@@ -235,6 +235,8 @@ class SQLiteSource(Source):
     def open_snapshot(self) -> None:
         if not os.path.exists(self.path):
             raise UsageError(f"the source {self.path!r} does not exist")
+        if os.path.isdir(self.path):
+            raise UsageError(f"the source {self.path!r} is a directory, not a database file")
         uri = "file:" + urllib.parse.quote(self.path) + "?mode=ro"
         timeout = float(self.settings.get("busy_timeout", 1.0))
         try:
@@ -564,6 +566,8 @@ class SQLiteSource(Source):
                 conn.execute(f"PRAGMA encoding='{settings['encoding']}'")
             conn.execute("BEGIN")
         except sqlite3.Error as error:
+            if "unable to open" in str(error):  # the new file beside the target could not be made
+                raise SourceError(f"cannot create the restore target beside {self.path!r}: the directory {directory!r} is not writable") from None
             raise _translate(error, "creating the restore target", self.path) from None
         except OSError as error:
             raise SourceError(f"cannot create the restore target beside {self.path!r}: {error.strerror}") from None

@@ -246,3 +246,13 @@ def test_a_backup_whose_compressor_is_not_loaded_is_a_plugin_problem_not_damage(
     junk.write_bytes(b"\x00\x01 not a known format")
     assert_one_error_line(run("verify", str(junk), cwd=tmp_path), 3, "is neither a unibackup file nor compressed by a known compressor")
     assert "install or enable" in named
+
+
+def test_empty_names_directories_and_a_missing_password_file_are_usage_errors(db: Path, backup_file: Path, tmp_path: Path) -> None:
+    assert_one_error_line(run("backup", str(db), "-o", "x", "--compression", "", cwd=tmp_path), 2, "an empty compressor name was given; known: zstd")
+    assert_one_error_line(run("backup", str(db), "-o", "x", "--batching", " ", cwd=tmp_path), 2, "an empty batching strategy name")
+    assert_one_error_line(run("backup", str(db), "-o", "x", "--password-file", "nope", cwd=tmp_path), 2, "the password file 'nope' does not exist")
+    assert_one_error_line(run("backup", "sqlite:///", "-o", "x", cwd=tmp_path), 2, "is a directory, not a database file")
+    (tmp_path / "adir").mkdir()
+    assert_one_error_line(run("restore", str(backup_file), "adir", cwd=tmp_path), 2, "the target 'adir' is a directory")
+    assert not (tmp_path / "x").exists()
