@@ -6,11 +6,13 @@ Without a reachable server the tests skip, except under ``CI=true``, where they 
 
 from __future__ import annotations
 
+import atexit
 import os
 import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 import urllib.parse
 from pathlib import Path
 from typing import Any, Iterator
@@ -213,10 +215,24 @@ def assert_same_database(source: str, target: str) -> None:
     assert not missing and not extra, f"schema objects differ: missing {missing[:5]}, extra {extra[:5]}"
 
 
+_EMPTY_CONFIG: list[str] = []
+
+
+def empty_config() -> str:
+    """An empty configuration file (made once per test process, removed at exit), so that no
+    ``unibackup.toml`` of the machine takes part; the configuration must be a regular file."""
+    if not _EMPTY_CONFIG:
+        handle, path = tempfile.mkstemp(prefix="unibackup-empty-", suffix=".toml")
+        os.close(handle)
+        atexit.register(os.unlink, path)
+        _EMPTY_CONFIG.append(path)
+    return _EMPTY_CONFIG[0]
+
+
 def cli(*args: str, env: dict[str, str] | None = None, cwd: str | os.PathLike[str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
     """Run ``unibackup`` as a user would."""
     full_env = {**os.environ, **(env or {})}
-    full_env.setdefault("UNIBACKUP_CONFIG", os.devnull)
+    full_env.setdefault("UNIBACKUP_CONFIG", empty_config())
     return subprocess.run([*UNIBACKUP, *args], capture_output=True, text=True, env=full_env, cwd=cwd, timeout=timeout)
 
 

@@ -493,3 +493,56 @@ def test_empty_arrays_arrive_as_empty_lists(databases: Databases, tmp_path: Path
     finally:
         made.drop_all()
     assert [tuple(row) for row in values] == [(1, "ARRAY", 0, "ARRAY"), (2, "ARRAY", 2, "ARRAY")]
+
+
+def test_text_with_a_nul_character_is_reported_and_stops_or_becomes_null(databases: Databases, tmp_path: Path) -> None:
+    source = sqlite_file(tmp_path / "nul.db", """
+        CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL, tag TEXT);
+        INSERT INTO notes VALUES (1, 'a' || char(0) || 'b', 'fine'), (2, 'plain', 'x' || char(0));
+    """)
+    service = make_service()
+    path = service.create_backup(str(source), tmp_path).path
+    schema = service.inspect_backup(path).header.schema
+    body = next(m for m in map_columns(RestorePlan(schema=schema, tables=schema.tables, source_engine="sqlite")) if m.column == "body")
+    assert "NUL character" in body.note and "stops the restore" in body.note
+    name = databases.adopt(pg_support.unique_name("nul"))
+    line = error_line(pg_support.cli("restore", path, url_for(name)), 1)
+    assert "table 'notes', column 'body'" in line and "NUL character" in line and "--allow-lossy" in line
+    result = service.restore_backup(path, url_for(name), allow_lossy=True)
+    assert "becomes NULL and is listed" in next(m for m in result.fidelity if m.column == "body").note
+    assert run_sql(name, "SELECT id, body, tag FROM notes ORDER BY id") == [(1, None, "fine"), (2, "plain", None)]
+    assert any(s.startswith("1 value of notes.body stored as NULL") for s in result.skipped), result.skipped
+    assert any(s.startswith("NOT NULL of notes.body") for s in result.skipped), result.skipped
+
+
+def test_mysql_text_with_nul_and_time_beyond_a_day_into_postgresql(databases: Databases, tmp_path: Path) -> None:
+    mysql_support = pytest.importorskip("mysql_support")
+    service = make_service()
+    if "mysql" not in [entry.name for entry in service.hooks.sources]:
+        pytest.skip("the mysql source plugin is not there")
+    made = mysql_support.Databases()
+    mysql_support.connect().close()
+    try:
+        source = made.new("nul_time")
+        mysql_support.run_sql(
+            source,
+            "CREATE TABLE t (id int PRIMARY KEY, body text, d time(6))",
+            "INSERT INTO t VALUES (1, concat('a', char(0), 'b'), '-838:59:59'), (2, 'plain', '24:00:00'), (3, NULL, '01:02:03.5')",
+        )
+        path = service.create_backup(mysql_support.url_for(source), tmp_path).path
+    finally:
+        made.drop_all()
+    name = databases.adopt(pg_support.unique_name("from_mysql_nul"))
+    line = error_line(pg_support.cli("restore", path, url_for(name)), 1)
+    assert "column 'body'" in line and "NUL character" in line and "--allow-lossy" in line
+    result = service.restore_backup(path, url_for(name), allow_lossy=True)
+    report = {m.column: m for m in result.fidelity}
+    assert report["body"].fidelity == "exact" and "NUL character" in report["body"].note
+    assert report["d"].target_type == "interval" and "838:59:59 stays 838:59:59" in report["d"].note
+    rows = run_sql(name, "SELECT id, body, d::text, extract(day FROM d)::int FROM t ORDER BY id")
+    assert rows == [(1, None, "-838:59:59", 0), (2, "plain", "24:00:00", 0), (3, None, "01:02:03.5", 0)]
+    # hours stay hours: a timestamptz across a DST change moves by exactly that many hours
+    with pg_support.admin_connect(name) as conn:
+        conn.execute("SET TimeZone = 'Europe/Berlin'")
+        (moved,) = conn.execute("SELECT ('2024-03-30 12:00+01'::timestamptz + d)::text FROM t WHERE id = 2").fetchone()
+    assert moved == "2024-03-31 13:00:00+02"  # "1 day" would give 12:00+02, 23 hours later

@@ -14,6 +14,7 @@ from pg_support import (  # noqa: F401  (fixtures)
     Databases,
     admin_connect,
     cli,
+    empty_config,
     databases,
     iter_lines,
     make_service,
@@ -258,7 +259,7 @@ def test_missing_driver_says_what_to_install(tmp_path: Path) -> None:
     import sys
 
     code = "import sys; sys.modules['psycopg'] = None; from unibackup.cli import main; sys.argv[0] = 'unibackup'; main()"
-    env = {**os.environ, "UNIBACKUP_CONFIG": os.devnull}
+    env = {**os.environ, "UNIBACKUP_CONFIG": empty_config()}
     result = subprocess.run(
         [sys.executable, "-c", code, "backup", "postgresql://nobody@127.0.0.1:1/none", "-o", str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=60,
@@ -266,3 +267,97 @@ def test_missing_driver_says_what_to_install(tmp_path: Path) -> None:
     line = assert_one_line_failure(result, 2, "PostgreSQL support needs the psycopg driver")
     assert "pip install 'unibackup[postgresql]'" in line
     assert "(or pip install '.[postgresql]' from a source checkout)" in line
+
+
+@pytest.fixture
+def login_role(pg_server: str):
+    """A role that logs in (trust authentication) with no privileges, dropped at the end."""
+    role = unique_name("role")
+    if "//postgres@" not in url_for("x"):
+        pytest.skip("the test server URL does not name the postgres user")
+    with admin_connect() as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        yield role
+    finally:
+        with admin_connect() as conn:  # the test dropped the databases holding its grants
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def as_role(url: str, role: str) -> str:
+    return url.replace("//postgres@", f"//{role}@", 1)
+
+
+def test_backup_needs_privileges_only_on_what_it_holds(databases: Databases, login_role: str, tmp_path: Path) -> None:
+    name = databases.new("partial_privilege")
+    run_sql(name, f"""
+        CREATE TABLE dup (id serial PRIMARY KEY, v text); INSERT INTO dup (v) VALUES ('a'), ('b');
+        CREATE TABLE t (id serial, v text); INSERT INTO t (v) VALUES ('x');
+        CREATE TABLE big (id bigint); INSERT INTO big SELECT generate_series(1, 100);
+        CREATE VIEW dup_view AS SELECT v FROM dup;
+        GRANT SELECT ON public.dup, public.dup_id_seq TO "{login_role}";
+    """)
+    url = as_role(url_for(name), login_role)
+    try:
+        result = cli("backup", url + "?schema=public", "--table", "dup", "-o", str(tmp_path))
+        assert result.returncode == 0, result.stderr
+        path = result.stdout.strip().splitlines()[-1]
+        header = make_service().inspect_backup(path).header
+        assert [t.name for t in header.schema.tables] == ["dup"]
+        sequences = {o.name: o.options for o in header.schema.objects if o.kind == "sequence"}
+        assert (sequences["dup_id_seq"]["last_value"], sequences["dup_id_seq"]["is_called"]) == (2, True)
+        assert "last_value" not in sequences["t_id_seq"]  # the user may not read it, and the backup does not need it
+        target = databases.new("partial_restored", create=False)
+        assert cli("restore", path, url_for(target)).returncode == 0
+        assert run_sql(target, "SELECT v FROM dup ORDER BY id") == [("a",), ("b",)]
+        assert run_sql(target, "SELECT nextval('dup_id_seq')") == [(3,)]
+        # a table asked for that the user may not read: one line naming it and the privilege
+        result = cli("backup", url, "--table", "dup", "--table", "big", "-o", str(tmp_path / "denied"))
+        assert_one_line_failure(result, 1, "'public.big'", "SELECT privilege", login_role)
+        # the whole database: the first table it may not read
+        assert_one_line_failure(cli("backup", url, "-o", str(tmp_path / "all")), 1, "'public.big'", "SELECT privilege")
+    finally:
+        databases.drop_all()
+
+
+def test_restore_without_createdb_says_so(pagila: str, databases: Databases, login_role: str, tmp_path: Path) -> None:
+    path = make_service().create_backup(url_for(pagila), tmp_path).path
+    target = databases.adopt(unique_name("no_createdb"))
+    result = cli("restore", path, as_role(url_for(target), login_role))
+    line = assert_one_line_failure(result, 1, "permission denied to create database", "CREATEDB", "create the database first")
+    assert "SELECT" not in line
+    assert run_sql("postgres", "SELECT count(*) FROM pg_database WHERE datname = %s", (target,)) == [(0,)]
+
+
+class KillRestore(EventListener):
+    """Terminates the restore's connection from another session after the first batch of a
+    large table, so that the COPY still open finds the connection lost while it writes."""
+
+    name = "kill-restore"
+
+    def __init__(self, database: str):
+        super().__init__()
+        self.database = database
+        self.killed = 0
+
+    def handle(self, event) -> None:
+        if event.kind == "batch_written" and event.operation == "restore" and event.table == "public.rental" and not self.killed:
+            with admin_connect() as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (self.database,),
+                )
+            self.killed += 1
+
+
+def test_terminated_restore_is_one_message(pagila: str, databases: Databases, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = make_service(batching={"batch_rows": 100}).create_backup(url_for(pagila), tmp_path, batching="fixed").path
+    target = databases.new("killed_restore")
+    listener = KillRestore(target)
+    with caplog.at_level("WARNING"), pytest.raises(UnibackupError) as raised:
+        _service_with(listener, batching={"batch_rows": 100}).restore_backup(path, url_for(target))
+    assert listener.killed == 1
+    assert "connection to PostgreSQL was lost" in raised.value.user_line()
+    # psycopg logs "error ignored terminating <psycopg.Copy [BAD]>" when asked to end a COPY on a
+    # lost connection: that would be a second line on stderr
+    assert [record.getMessage() for record in caplog.records] == []

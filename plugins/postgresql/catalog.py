@@ -19,12 +19,16 @@ from typing import Any
 import attrs
 import psycopg
 
-from unibackup.errors import UsageError
+from unibackup.errors import SourceError, UsageError
 from unibackup.models import ColumnSchema, DatabaseSchema, SchemaObject, TableSchema
 
 from .encoding import LOGICAL_TYPES, json_expression, row_query
 
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
+
+#: A table never analyzed has no row estimate; up to this many pages (16 MiB) its rows are counted,
+#: beyond it they are counted in a sample of about this many pages.
+COUNTED_PAGES = 2048
 
 
 def quote(name: str) -> str:
@@ -53,13 +57,68 @@ class TypeInfo:
     typmod: int
 
 
+@attrs.frozen
+class SequenceRef:
+    """A sequence whose value is read once the backup knows its tables (:meth:`Catalog.prepare_read`)."""
+
+    oid: int
+    relation: str  # qualified, for SELECT last_value
+    owner: tuple[str, str] | None  # the table that owns it (serial, identity), if any
+    obj: SchemaObject  # its options get last_value and is_called
+
+
 @attrs.define
 class Catalog:
-    """What :func:`read_catalog` found: the schema, and how to read each table's rows."""
+    """What :func:`read_catalog` found: the schema, and how to read each table's rows.
+
+    Reading the catalogs needs no privilege on any table; what does — locking the tables, reading
+    sequence values — waits for the tables the backup reads (:meth:`prepare_read`)."""
 
     schema: DatabaseSchema
     row_queries: dict[tuple[str | None, str], str]
-    relations: list[str]  # every relation read, qualified, for LOCK TABLE
+    locks: dict[tuple[str | None, str], str]  # LOCK TABLE target of each table with rows
+    unreadable: set[tuple[str | None, str]]  # tables the user has no SELECT privilege on
+    sequences: list[SequenceRef]
+
+    def prepare_read(self, conn: psycopg.Connection, tables: list[TableSchema]) -> None:
+        """Check the privileges, lock ``tables`` and read the values of their sequences (and of
+        the sequences no table owns, which are part of every backup of their schema); a sequence
+        of a table left out keeps its value when the user may read it. Raises a one-line error
+        naming the first table or sequence the user may not read."""
+        selected = {(table.namespace, table.name) for table in tables}
+        user = conn.execute("SELECT current_user").fetchone()[0]
+        for table in tables:
+            if (table.namespace, table.name) in self.unreadable and table.has_data:
+                raise SourceError(
+                    f"missing privilege: the user {user!r} has no SELECT privilege on table {table.qualified_name!r}",
+                    hint=f"GRANT SELECT ON {qualified(table.namespace, table.name)} TO {quote(user)}, or leave the table out (--exclude-table)",
+                )
+        locks = [self.locks[key] for key in self.locks if key in selected]
+        if locks:
+            conn.execute(f"LOCK TABLE {', '.join(locks)} IN ACCESS SHARE MODE")
+        if not self.sequences:
+            return
+        granted = dict(conn.execute(
+            "SELECT oid, pg_catalog.has_sequence_privilege(oid, 'SELECT') FROM unnest(%s::oid[]) oid", ([seq.oid for seq in self.sequences],)
+        ).fetchall())
+        wanted: list[SequenceRef] = []
+        for seq in self.sequences:
+            needed = seq.owner is None or seq.owner in selected
+            if granted.get(seq.oid):
+                wanted.append(seq)
+            elif needed:
+                owner = f" (of table {seq.owner[0]}.{seq.owner[1]})" if seq.owner else " (owned by no table: part of every backup of its schema)"
+                raise SourceError(
+                    f"missing privilege: the user {user!r} has no SELECT privilege on sequence {seq.obj.namespace}.{seq.obj.name}{owner}",
+                    hint=f"GRANT SELECT ON SEQUENCE {seq.relation} TO {quote(user)}",
+                )
+        if not wanted:
+            return
+        union = " UNION ALL ".join(f"SELECT {seq.oid}::oid, last_value, is_called FROM {seq.relation}" for seq in wanted)
+        values = {oid: (last, called) for oid, last, called in conn.execute(union).fetchall()}
+        for seq in wanted:
+            last, called = values[seq.oid]
+            seq.obj.options.update(last_value=int(last), is_called=bool(called))
 
 
 def _not_extension_member(alias: str, catalog: str) -> str:
@@ -77,6 +136,9 @@ class CatalogReader:
         self.only_schemas = schemas
         self.objects: list[SchemaObject] = []
         self.types: dict[int, TypeInfo] = {}
+        self.unreadable: set[tuple[str | None, str]] = set()
+        self.sql_ascii = conn.info.parameter_status("server_encoding") == "SQL_ASCII"
+        self.sequence_refs: list[SequenceRef] = []
 
     def _rows(self, sql: str, params: Any = None) -> list[tuple]:
         return self.conn.execute(sql, params).fetchall()
@@ -113,7 +175,7 @@ class CatalogReader:
         self._user_types(oids)
         self._functions(oids)
         sequences = self._sequences(oids)
-        tables, row_queries, relations, table_kinds = self._tables(oids, sequences)
+        tables, row_queries, locks, table_kinds = self._tables(oids, sequences)
         self._views(oids)
         self._constraints(table_kinds)
         self._indexes(oids)
@@ -128,7 +190,7 @@ class CatalogReader:
         settings["schemas"] = list(schemas.values())
         settings["server_version_num"] = conn.info.server_version
         schema = DatabaseSchema(engine="postgresql", tables=tuple(tables), objects=tuple(self.objects), settings=settings)
-        return Catalog(schema=schema, row_queries=row_queries, relations=relations)
+        return Catalog(schema=schema, row_queries=row_queries, locks=locks, unreadable=self.unreadable, sequences=self.sequence_refs)
 
     def _load_types(self) -> None:
         for oid, namespace, name, typtype, basetype, element, category, typmod in self._rows(
@@ -252,7 +314,10 @@ class CatalogReader:
             "FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace "
             "WHERE p.pronamespace = ANY(%s) AND "
             + _not_extension_member("p", "pg_proc")
-            + " ORDER BY p.oid",
+            # a type's own functions (the constructors CREATE TYPE ... AS RANGE makes) come with it
+            + " AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d WHERE d.classid = 'pg_proc'::regclass "
+            "AND d.objid = p.oid AND d.refclassid = 'pg_type'::regclass AND d.deptype = 'i')"
+            " ORDER BY p.oid",
             (schema_oids,),
         )
         for oid, namespace, name, kind, arguments, definition in rows:
@@ -312,18 +377,13 @@ class CatalogReader:
             + " ORDER BY c.oid",
             (schema_oids,),
         )
-        if not rows:
-            return {}
-        union = " UNION ALL ".join(f"SELECT {oid}::oid, last_value, is_called FROM {qualified(ns, name)}" for oid, ns, name, *_ in rows)
-        values = {oid: (last, called) for oid, last, called in self._rows(union)}
         sequences: dict[int, dict[str, Any]] = {}
         for oid, namespace, name, datatype, start, increment, minimum, maximum, cache, cycle, deptype, table_ns, table, column, attnum in rows:
             options_sql = (
                 f"AS {datatype} START WITH {start} INCREMENT BY {increment} MINVALUE {minimum} MAXVALUE {maximum} "
                 f"CACHE {cache}{' CYCLE' if cycle else ''}"
             )
-            last, called = values[oid]
-            info = {"namespace": namespace, "name": name, "options_sql": options_sql, "last_value": int(last), "is_called": bool(called)}
+            info = {"namespace": namespace, "name": name, "options_sql": options_sql}
             owner = [table_ns, table, column] if table is not None else None
             identity = deptype == "i"
             sequences[oid] = {**info, "identity": identity, "owned_by": owner, "column_key": (table_ns, table, attnum)}
@@ -334,11 +394,11 @@ class CatalogReader:
                 namespace=namespace,
                 table=table,
                 phase="pre-data",
-                last_value=int(last),
-                is_called=bool(called),
                 owned_by=owner,
                 identity=identity,
             )
+            # last_value and is_called: read by Catalog.prepare_read, for the sequences the backup needs
+            self.sequence_refs.append(SequenceRef(oid, qualified(namespace, name), (table_ns, table) if table is not None else None, self.objects[-1]))
         return sequences
 
     # -- tables ---------------------------------------------------------------------------------
@@ -351,7 +411,9 @@ class CatalogReader:
             "(SELECT i.inhparent FROM pg_catalog.pg_inherits i WHERE i.inhrelid = c.oid AND c.relispartition), "
             "CASE WHEN c.relkind = 'p' THEN (SELECT sum(greatest(l.reltuples, 0))::float8 FROM pg_catalog.pg_partition_tree(c.oid) pt "
             "      JOIN pg_catalog.pg_class l ON l.oid = pt.relid WHERE pt.isleaf) END, "
-            "pg_catalog.pg_table_size(c.oid) "
+            "pg_catalog.pg_table_size(c.oid), pg_catalog.has_table_privilege(c.oid, 'SELECT'), "
+            "CASE WHEN c.relkind = 'p' THEN ARRAY(SELECT pt.relid FROM pg_catalog.pg_partition_tree(c.oid) pt "
+            "      JOIN pg_catalog.pg_class l ON l.oid = pt.relid WHERE pt.isleaf AND l.reltuples < 0) END "
             "FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
             "WHERE c.relkind IN ('r', 'p', 'f') AND c.relnamespace = ANY(%s) AND "
             + _not_extension_member("c", "pg_class")
@@ -367,15 +429,16 @@ class CatalogReader:
         names = {row[0]: (row[1], row[2]) for row in rows}
         tables: list[TableSchema] = []
         row_queries: dict[tuple[str | None, str], str] = {}
-        relations: list[str] = []
+        locks: dict[tuple[str | None, str], str] = {}
         table_kinds: dict[int, tuple[str, str, str]] = {}
         self.table_sizes = 0
-        for oid, namespace, name, relkind, persistence, reltuples, is_partition, bound, partkey, reloptions, parents, parent, tree_rows, size in rows:
+        for oid, namespace, name, relkind, persistence, reltuples, is_partition, bound, partkey, reloptions, parents, parent, tree_rows, size, readable, unanalyzed in rows:
             table_name = qualified(namespace, name)
             if relkind == "f":
                 self._add("foreign_table", name, None, namespace=namespace, table=name, not_kept="foreign table: its data lives on another server")
                 continue
-            relations.append(table_name)
+            if not readable:
+                self.unreadable.add((namespace, name))
             table_kinds[oid] = (namespace, name, relkind)
             self.table_sizes += int(size or 0)
             cols = columns.get(oid, [])
@@ -411,11 +474,11 @@ class CatalogReader:
                 sql += f" WITH ({', '.join(reloptions)})"
             has_data = True
             kind = "table"
-            estimate: int | None = int(reltuples) if reltuples is not None and reltuples >= 0 else None
+            estimate: int | None = int(reltuples) if reltuples is not None and reltuples >= 0 else self._unanalyzed_rows(oid)
             relation = f"ONLY {table_name}"
             if relkind == "p":
                 kind = "partitioned"
-                estimate = int(tree_rows or 0)
+                estimate = int(tree_rows or 0) + sum(self._unanalyzed_rows(leaf) or 0 for leaf in unanalyzed or ())
                 relation = table_name  # the rows of every partition, read once through the root
             if is_partition:
                 parent_ns, parent_rel = parent_names[0]
@@ -450,7 +513,26 @@ class CatalogReader:
             tables.append(table)
             if has_data:
                 row_queries[(namespace, name)] = row_query(relation, expressions)
-        return tables, row_queries, relations, table_kinds
+                locks[(namespace, name)] = relation  # a partitioned table's lock takes its partitions
+        return tables, row_queries, locks, table_kinds
+
+    def _unanalyzed_rows(self, oid: int) -> int | None:
+        """Rows of a table never analyzed (``reltuples`` is -1 then): counted while its pages
+        are few, measured on a sample of its pages when it is larger; None when the user may not
+        read it."""
+        ((relation, pages, readable),) = self._rows(
+            "SELECT %s::regclass::text, pg_catalog.pg_relation_size(%s) / pg_catalog.current_setting('block_size')::int, "
+            "pg_catalog.has_table_privilege(%s, 'SELECT')",
+            (oid, oid, oid),
+        )
+        if not readable:
+            return None
+        if pages <= COUNTED_PAGES:
+            ((count,),) = self._rows(f"SELECT count(*) FROM ONLY {relation}")
+            return int(count)
+        percent = 100.0 * COUNTED_PAGES / pages
+        ((count,),) = self._rows(f"SELECT count(*) FROM ONLY {relation} TABLESAMPLE SYSTEM (%s) REPEATABLE (0)", (percent,))
+        return int(count * 100.0 / percent)
 
     def _relation_name(self, oid: int) -> tuple[str, str]:
         ((namespace, name),) = self._rows(
@@ -519,7 +601,7 @@ class CatalogReader:
                     "generated": generated,
                     "collation": collation,
                     "schema": schema,
-                    "expression": json_expression(column_sql, self._builtin_name(base), element),
+                    "expression": json_expression(column_sql, self._builtin_name(base), element, self.sql_ascii),
                 }
             )
         return result

@@ -6,8 +6,9 @@ libpq finds itself (``PGPASSWORD``, ``~/.pgpass``); it is never part of a messag
 
 from __future__ import annotations
 
+import contextlib
 import os
-from typing import Any
+from typing import Any, Iterator
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -162,6 +163,34 @@ def connect_error(error: psycopg.Error, location: Location, database: str | None
     return SourceError(f"cannot connect to PostgreSQL at {where}: {_message(error)}")
 
 
+@contextlib.contextmanager
+def copy_block(cursor: psycopg.Cursor, sql: str) -> Iterator[psycopg.Copy]:
+    """``cursor.copy(sql)``, ended by :func:`end_copy` when the block fails."""
+    manager = cursor.copy(sql)
+    copy = manager.__enter__()
+    try:
+        yield copy
+    except BaseException as error:
+        end_copy(manager, error, cursor.connection)
+        raise
+    manager.__exit__(None, None, None)
+
+
+def end_copy(manager: contextlib.AbstractContextManager[Any], error: BaseException, conn: psycopg.Connection) -> None:
+    """End the ``cursor.copy()`` block ``manager`` that ``error`` interrupted. While the
+    connection works, psycopg tells the server (``CopyFail``, or a cancel of ``COPY TO``); on a
+    lost connection there is nobody to tell, and psycopg's attempt would only log a second message
+    (``error ignored terminating <Copy>``) beside the one line the failure gets: the block is
+    closed on this side only."""
+    if conn.broken or conn.closed:
+        try:
+            manager.__exit__(None, None, None)
+        except psycopg.Error:
+            pass
+        return
+    manager.__exit__(type(error), error, error.__traceback__)
+
+
 def is_transient(error: BaseException, conn: psycopg.Connection | None = None) -> bool:
     """Whether retrying the whole operation on a fresh connection may succeed."""
     state = getattr(error, "sqlstate", None)
@@ -175,14 +204,22 @@ def is_transient(error: BaseException, conn: psycopg.Connection | None = None) -
     return isinstance(error, psycopg.OperationalError) and any(text in lowered for text in _TRANSIENT_TEXT)
 
 
-def operation_error(error: psycopg.Error, what: str, conn: psycopg.Connection | None = None) -> UnibackupError:
-    """A failure while working on an open connection, as one line."""
+#: What a user missing a privilege is told, on each side.
+BACKUP_PRIVILEGE_HINT = "the user needs at least SELECT on every table backed up"
+RESTORE_PRIVILEGE_HINT = "the user needs CREATE on the database, and must own what --force replaces"
+
+
+def operation_error(
+    error: psycopg.Error, what: str, conn: psycopg.Connection | None = None, *, privilege_hint: str = BACKUP_PRIVILEGE_HINT
+) -> UnibackupError:
+    """A failure while working on an open connection, as one line; ``privilege_hint`` says what
+    a permission error needs."""
     message = _message(error)
     if is_transient(error, conn):
         return TransientError(f"{what} failed: the connection to PostgreSQL was lost or interrupted ({message})")
     state = getattr(error, "sqlstate", None)
     if state == "42501":
-        return SourceError(f"{what} failed: missing privilege: {message}", hint="the user needs at least SELECT on every table backed up")
+        return SourceError(f"{what} failed: missing privilege: {message}", hint=privilege_hint)
     if state in ("25006",):
         return SourceError(f"{what} failed: {message}")
     diag = getattr(error, "diag", None)

@@ -13,6 +13,9 @@ understands.
 
 from __future__ import annotations
 
+import base64
+import json
+import re
 from typing import Any
 
 import orjson
@@ -85,11 +88,13 @@ _EXPRESSIONS: dict[str, str] = {
 _EXPRESSIONS["float8"] = _EXPRESSIONS["float4"]
 
 
-def json_expression(column_sql: str, base_type: str, element_type: str | None = None) -> str:
+def json_expression(column_sql: str, base_type: str, element_type: str | None = None, sql_ascii: bool = False) -> str:
     """The SQL expression giving one column's JSON text (``null`` for NULL).
 
     ``column_sql`` is the quoted column name; ``base_type`` the ``typname`` of the column's type
-    with domains resolved; ``element_type`` the element ``typname`` of an array type.
+    with domains resolved; ``element_type`` the element ``typname`` of an array type. In a
+    ``SQL_ASCII`` database (``sql_ascii``) an array whose text has bytes beyond ASCII is written in
+    its text form, a single value that :func:`tag_raw_text` can tag when it is not UTF-8.
     """
     if element_type is not None:
         # An empty array (of any element type) has no dimensions and no element to misread: an
@@ -97,8 +102,9 @@ def json_expression(column_sql: str, base_type: str, element_type: str | None = 
         x = column_sql
         empty = f"WHEN pg_catalog.cardinality({x}) = 0 THEN '{{\"$array\":[]}}'"
         if element_type in PLAIN_ARRAY_ELEMENTS:
+            ascii_only = f" AND {x}::text !~ '[\\x80-\\xff]'" if sql_ascii else ""
             expression = (
-                f"CASE {empty} WHEN array_ndims({x}) = 1 AND array_lower({x}, 1) = 1 "
+                f"CASE {empty} WHEN array_ndims({x}) = 1 AND array_lower({x}, 1) = 1{ascii_only} "
                 f"THEN '{{\"$array\":' || to_json({x})::text || '}}' ELSE to_json({x}::text)::text END"
             )
         else:
@@ -125,6 +131,44 @@ def copy_out_sql(query: str) -> str:
     return f"COPY ({query}) TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x02', QUOTE E'\\x01')"
 
 
+_JSON_STRING = re.compile(rb'"(?:[^"\\\\]|\\\\.)*"')
+
+
+def tag_raw_text(lines: bytes) -> bytes:
+    """Row lines read with ``client_encoding = SQL_ASCII`` (a ``SQL_ASCII`` database, whose text
+    may be any bytes) in valid UTF-8: each string value that is not UTF-8 becomes a ``$text``
+    value holding its exact bytes (``docs/format.md``); lines that are UTF-8 stay as they are.
+    Raises ValueError for such bytes inside a tagged value's text (a ``json`` document), which no
+    tag holds."""
+    try:
+        lines.decode("utf-8")
+        return lines
+    except UnicodeDecodeError:
+        pass
+    out = bytearray()
+    for line in lines.split(b"\n")[:-1]:
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            line = _JSON_STRING.sub(_tag_string, line)
+        out += line + b"\n"
+    return bytes(out)
+
+
+def _tag_string(match: "re.Match[bytes]") -> bytes:
+    token = match.group(0)
+    try:
+        token.decode("utf-8")
+        return token
+    except UnicodeDecodeError:
+        pass
+    before = match.string[: match.start()].rstrip()[-1:]
+    if before not in (b"[", b","):  # a tag's payload ({"$json": "..."}): not a value of its own
+        raise ValueError("bytes that are not UTF-8 inside a value that the backup format can only hold as UTF-8 text")
+    data = json.loads(token.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+    return b'{"$text":"' + base64.b64encode(data) + b'"}'
+
+
 # -- writing ------------------------------------------------------------------------------------
 
 
@@ -148,9 +192,27 @@ class _RawTextDumper(Dumper):
         raise ValueError("text that is not valid UTF-8 cannot be stored in PostgreSQL")
 
 
-def register_dumpers(conn: psycopg.Connection) -> None:
+class _RawBytesDumper(Dumper):
+    """Text that is not UTF-8, into a ``SQL_ASCII`` database: its exact bytes."""
+
+    def dump(self, obj: RawText) -> bytes:
+        return obj.data
+
+
+class _Utf8StrDumper(Dumper):
+    """Text into a ``SQL_ASCII`` database (whose COPY runs with ``client_encoding = SQL_ASCII``,
+    which psycopg would encode as ASCII): its UTF-8 bytes, as they were read."""
+
+    def dump(self, obj: str) -> bytes:
+        return obj.encode("utf-8")
+
+
+def register_dumpers(conn: psycopg.Connection, sql_ascii: bool = False) -> None:
     """Teach ``conn`` the value types of :mod:`unibackup.values`, so that ``Copy.write_row``
-    takes decoded rows as they are, without a pass over every value in Python."""
+    takes decoded rows as they are, without a pass over every value in Python. ``sql_ascii``:
+    the database stores any bytes (``SQL_ASCII``), so text that is not UTF-8 is written as is."""
     conn.adapters.register_dumper(JsonText, _JsonTextDumper)
     conn.adapters.register_dumper(Tagged, _TaggedDumper)
-    conn.adapters.register_dumper(RawText, _RawTextDumper)
+    conn.adapters.register_dumper(RawText, _RawBytesDumper if sql_ascii else _RawTextDumper)
+    if sql_ascii:
+        conn.adapters.register_dumper(str, _Utf8StrDumper)

@@ -104,6 +104,22 @@ def _sqlite_caveat(table: TableSchema, column: ColumnSchema, allow_lossy: bool) 
     return f"SQLite does not enforce {column.declared_type}: a value stored as another class {what}"
 
 
+def nul_note(allow_lossy: bool) -> str:
+    """What the report says of every text column of another engine, whose text may hold a NUL
+    character (U+0000) that no PostgreSQL text holds."""
+    what = "becomes NULL and is listed" if allow_lossy else "stops the restore, naming it (with --allow-lossy: NULL, listed)"
+    return f"a value with a NUL character, which PostgreSQL text cannot hold, {what}"
+
+
+class NulCharacter(Refused):
+    """Text with a NUL character (U+0000), which PostgreSQL text cannot hold."""
+
+_MYSQL_TIME = (
+    "MySQL TIME is a duration (it may pass 24 hours or be negative): kept as hours, minutes and seconds "
+    "with no day field (838:59:59 stays 838:59:59)"
+)
+
+
 def target_type(column: ColumnSchema, table: TableSchema, source_engine: str, allow_lossy: bool = False) -> tuple[str, str, str]:
     """(PostgreSQL type, fidelity, note) for a column of another engine's backup."""
     if source_engine == "sqlite":
@@ -128,8 +144,8 @@ def target_type(column: ColumnSchema, table: TableSchema, source_engine: str, al
     if logical == "text":
         length = options.get("length")
         if length and "char" in declared and "text" not in declared:
-            return f"varchar({int(length)})", "exact", ""
-        return "text", "exact", ""
+            return f"varchar({int(length)})", "exact", nul_note(allow_lossy)
+        return "text", "exact", nul_note(allow_lossy)
     if logical == "bytes":
         return "bytea", "exact", ""
     zero_dates = (
@@ -141,7 +157,7 @@ def target_type(column: ColumnSchema, table: TableSchema, source_engine: str, al
         return "date", "exact", ""
     if logical == "time":
         if source_engine == "mysql":
-            return "interval", "exact", "MySQL TIME is a duration (it may pass 24 hours or be negative)"
+            return "interval", "exact", _MYSQL_TIME
         return "time", "exact", ""
     if logical == "time_tz":
         return "time with time zone", "exact", ""
@@ -158,7 +174,7 @@ def target_type(column: ColumnSchema, table: TableSchema, source_engine: str, al
             return kind, "approximated", zero_dates
         return kind, "exact", "stored as an instant; shown in the session's time zone"
     if logical == "interval":
-        return "interval", "exact", ""
+        return "interval", "exact", _MYSQL_TIME if source_engine == "mysql" else ""
     if logical == "uuid":
         return "uuid", "exact", ""
     if logical == "json":
@@ -198,11 +214,13 @@ def _sqlite_type(column: ColumnSchema, table: TableSchema, allow_lossy: bool) ->
         # STRICT: the declared type is enforced (INT, INTEGER, REAL, TEXT, BLOB, ANY)
         strict = {"integer": "bigint", "float": "double precision", "text": "text", "bytes": "bytea"}
         if logical in strict:
-            return strict[logical], "exact", ""
+            return strict[logical], "exact", nul_note(allow_lossy) if logical == "text" else ""
     if logical in _SQLITE_TYPES:
         kind, note = _SQLITE_TYPES[logical]
         if logical == "decimal" and column.options.get("precision"):
             note = f"SQLite does not enforce the precision of {column.declared_type}: numeric holds every value exactly"
+        if logical == "text":
+            note = nul_note(allow_lossy)
         parts = [part for part in (note, _sqlite_caveat(table, column, allow_lossy)) if part]
         return kind, "exact", "; ".join(parts)
     if logical == "any" and not column.declared_type.strip():
@@ -237,6 +255,8 @@ def may_become_null(column: ColumnSchema, table: TableSchema, mapping: ColumnMap
     """Whether the report lets a value of this column that the type refuses become NULL."""
     if column.primary_key or column.hidden:
         return False
+    if plan.allow_lossy and (mapping.target_type == "text" or mapping.target_type.startswith("varchar")):
+        return True  # a NUL character, which no PostgreSQL text holds
     if plan.source_engine == "sqlite":
         return plan.allow_lossy and not _sqlite_strict(table) and mapping.logical_type not in ("any", "other")
     return plan.source_engine == "mysql" and mapping.fidelity == "approximated" and mapping.logical_type in ("date", "datetime", "datetime_tz")
@@ -245,10 +265,18 @@ def may_become_null(column: ColumnSchema, table: TableSchema, mapping: ColumnMap
 # -- values ---------------------------------------------------------------------------------------
 
 
+def _no_nul(text: str) -> str:
+    if "\x00" in text:
+        raise NulCharacter("PostgreSQL text cannot hold a NUL character")
+    return text
+
+
 def _as_text(value: Any) -> Any:
     kind = type(value)
-    if value is None or kind is str:
+    if value is None:
         return value
+    if kind is str:
+        return _no_nul(value)
     if kind is RawText:
         raise Refused("text that is not valid UTF-8 cannot be stored in PostgreSQL")
     if kind is bytes:
@@ -258,9 +286,9 @@ def _as_text(value: Any) -> Any:
     if kind is JsonText:
         return value.text
     if kind is Tagged:
-        return value.payload if isinstance(value.payload, str) else orjson.dumps(value.payload).decode()
+        return _no_nul(value.payload if isinstance(value.payload, str) else orjson.dumps(value.payload).decode())
     if kind is list:
-        return orjson.dumps(value, default=str).decode()
+        return _no_nul(orjson.dumps(value, default=str).decode())
     if kind is bool:
         return "true" if value else "false"
     return str(value)
@@ -303,6 +331,20 @@ def _as_time(value: Any) -> Any:
         if datetime.timedelta(0) <= value < datetime.timedelta(days=1):
             return (datetime.datetime.min + value).time()
         raise Refused(f"the time {value} is outside 00:00-24:00")
+    return _plain(value)
+
+
+def _as_interval(value: Any) -> Any:
+    """A duration as hours, minutes and seconds (``-838:59:59``), never with a day field:
+    PostgreSQL keeps days apart from hours, and a day added to a timestamptz across a DST change
+    is not 24 hours."""
+    if type(value) is datetime.timedelta:
+        micros = value.days * 86_400_000_000 + value.seconds * 1_000_000 + value.microseconds
+        sign = "-" if micros < 0 else ""
+        seconds, fraction = divmod(abs(micros), 1_000_000)
+        minutes, second = divmod(seconds, 60)
+        hours, minute = divmod(minutes, 60)
+        return f"{sign}{hours}:{minute:02d}:{second:02d}" + (f".{fraction:06d}" if fraction else "")
     return _plain(value)
 
 
@@ -363,6 +405,8 @@ def converter_for(logical: str, target: str, source_engine: str = "") -> Callabl
         return _as_json
     if target == "time":
         return _as_time
+    if target == "interval":
+        return _as_interval
     if target == "uuid":
         return _as_uuid
     return _plain
@@ -423,8 +467,10 @@ def _sqlite_boolean(value: Any) -> Any:
 
 def _sqlite_text(value: Any) -> Any:
     kind = type(value)
-    if value is None or kind is str:
+    if value is None:
         return value
+    if kind is str:
+        return _no_nul(value)
     if kind is int:
         return str(value)
     if kind is float:

@@ -34,11 +34,13 @@ from unibackup.models import ColumnMapping, ColumnSchema, SchemaObject, TableSch
 from unibackup.source import Location, RestorePlan
 
 from .catalog import literal, qualified, quote
-from .connection import connect, operation_error
+from .connection import RESTORE_PRIVILEGE_HINT, connect, end_copy
+from .connection import operation_error as _operation_error
 from .encoding import register_dumpers
 from .mapping import (
     ENGINE_NAMES,
     NOT_KEPT,
+    NulCharacter,
     Refused,
     check_sql,
     converter_for,
@@ -82,6 +84,15 @@ _MISSING_DEPENDENCY = frozenset(
         "0A000",  # feature_not_supported (e.g. a view over a matview not populated)
     }
 )
+
+#: What a user without the CREATEDB privilege is told when the target database does not exist.
+CREATEDB_HINT = "the user needs the CREATEDB privilege, or create the database first (empty) and restore into it"
+
+
+def operation_error(error: psycopg.Error, what: str, conn: psycopg.Connection | None = None) -> UnibackupError:
+    """:func:`.connection.operation_error` with the restore's privilege hint."""
+    return _operation_error(error, what, conn, privilege_hint=RESTORE_PRIVILEGE_HINT)
+
 
 _PRE_DATA_ORDER = {
     "schema": 0,
@@ -136,6 +147,8 @@ class RestoreSession:
         self._defaults: list[tuple[TableSchema, ColumnSchema, ColumnMapping]] = []
         self._nulled: dict[tuple[str, str], list[Any]] = {}
         self._kept_columns: set[tuple[str, str]] = set()
+        self._analyze: list[str] = []  # the tables that get rows, for ANALYZE before the commit
+        self._sql_ascii = False  # the target stores any bytes: COPY runs with client_encoding SQL_ASCII
 
     # -- opening --------------------------------------------------------------------------------
     def open(self, plan: RestorePlan) -> None:
@@ -157,7 +170,8 @@ class RestoreSession:
             schemas = [self.target_schema]
         self.conn = self._connect_or_create(plan)
         conn = self.conn
-        register_dumpers(conn)
+        self._sql_ascii = conn.info.parameter_status("server_encoding") == "SQL_ASCII"
+        register_dumpers(conn, self._sql_ascii)
         try:
             configure_session(conn, self.settings)
             conn.execute("SET check_function_bodies = false")
@@ -191,7 +205,7 @@ class RestoreSession:
         try:
             admin.execute(f"CREATE DATABASE {quote(database)} TEMPLATE template0 ENCODING {literal(encoding or 'UTF8')}")
         except psycopg.Error as error:
-            raise operation_error(error, f"creating the database {database!r}", admin) from None
+            raise _operation_error(error, f"creating the database {database!r}", admin, privilege_hint=CREATEDB_HINT) from None
         finally:
             admin.close()
         self.created_database = True
@@ -254,9 +268,9 @@ class RestoreSession:
                 items.append((_PRE_DATA_ORDER.get(obj.kind, 6), position, _Statement(f"{_kind(obj)} {_name(obj)}", obj.sql)))
         for position, table in enumerate(plan.tables):
             items.append((_PRE_DATA_ORDER["table"], position, _Statement(f"table {table.qualified_name}", table.create_sql or "")))
-            self._copy_sql[(table.namespace, table.name)] = (
-                f"COPY {qualified(table.namespace, table.name)} ({', '.join(quote(c.name) for c in table.columns)}) FROM STDIN"
-            )
+            if table.has_data:  # a partitioned table's ANALYZE covers its partitions
+                self._analyze.append(qualified(table.namespace, table.name))
+            self._copy_sql[(table.namespace, table.name)] = copy_in_sql(qualified(table.namespace, table.name), [c.name for c in table.columns])
         items.sort(key=lambda item: (item[0], item[1]))
         skipped.extend(self._run([statement for _, _, statement in items], "creating the schema"))
         return skipped
@@ -348,6 +362,8 @@ class RestoreSession:
                 sql = self._copy_sql.get(key)
                 if sql is None:
                     raise SourceError(f"the table {table.qualified_name!r} was not created by this restore")
+                if self._sql_ascii:  # text that is not UTF-8 goes in as its bytes
+                    conn.execute("SET client_encoding = 'SQL_ASCII'")
                 self._cursor = conn.cursor()
                 self._copy_context = self._cursor.copy(sql)
                 self._copy = self._copy_context.__enter__()
@@ -373,6 +389,8 @@ class RestoreSession:
         table, self._copy_table = self._copy_table, None
         try:
             context.__exit__(None, None, None)
+            if self._sql_ascii:
+                self.conn.execute("SET client_encoding = 'UTF8'")  # type: ignore[union-attr]
         except psycopg.Error as error:
             name = f"{table[0]}.{table[1]}" if table and table[0] else (table[1] if table else "?")
             raise operation_error(error, f"writing table {name!r}", self.conn) from None
@@ -383,9 +401,9 @@ class RestoreSession:
 
     def _abandon_copy(self, error: BaseException) -> None:
         context, self._copy_context, self._copy, self._copy_table = self._copy_context, None, None, None
-        if context is not None:
+        if context is not None and self.conn is not None:
             try:
-                context.__exit__(type(error), error, None)
+                end_copy(context, error, self.conn)
             except Exception:  # the transaction is lost anyway; the first error is the one to show
                 pass
 
@@ -394,12 +412,27 @@ class RestoreSession:
         self._end_copy()
         conn = self.conn
         assert conn is not None
+        self._analyze_tables()
         try:
             conn.execute("COMMIT")
         except psycopg.Error as error:
             raise operation_error(error, "committing the restore", conn) from None
         self.in_transaction = False
         self.created_database = False  # it is the restored database now
+
+    def _analyze_tables(self) -> None:
+        """``ANALYZE`` the restored tables inside the transaction (what pg_restore users are told
+        to run afterwards), so that the planner and row estimates know them from the start."""
+        conn = self.conn
+        assert conn is not None
+        try:
+            existing = [name for (name,) in conn.execute(
+                "SELECT name FROM unnest(%s::text[]) name WHERE pg_catalog.to_regclass(name) IS NOT NULL", (self._analyze,)
+            )]
+            if existing:
+                conn.execute(f"ANALYZE {', '.join(existing)}")
+        except psycopg.Error as error:
+            raise operation_error(error, "analyzing the restored tables", conn) from None
 
     def rollback(self) -> None:
         conn = self.conn
@@ -492,8 +525,9 @@ class RestoreSession:
             if key_columns:
                 definitions.append(f"PRIMARY KEY ({', '.join(quote(name) for name in key_columns)})")
             statements.append(_Statement(f"table {table.qualified_name}", f"CREATE TABLE {target} ({', '.join(definitions)})"))
-            self._copy_sql[key] = f"COPY {target} ({', '.join(quote(name) for name in names)}) FROM STDIN"
+            self._copy_sql[key] = copy_in_sql(target, names)
             self._target_tables[key] = target
+            self._analyze.append(target)
             self._converters[key] = self._row_converter(table, kept, converters, columns, plan)
             if not table.has_data:
                 skipped.append(f"rows of {table.qualified_name} ({table.options.get('data_not_kept') or 'not in the backup'})")
@@ -547,7 +581,9 @@ class RestoreSession:
                 entry[1].append(shown)
             return None
         hint = None
-        if plan.source_engine == "sqlite" and not plan.allow_lossy and not column.primary_key:
+        if isinstance(error, NulCharacter) and not plan.allow_lossy and not column.primary_key:
+            hint = "--allow-lossy stores such values as NULL and lists them"
+        elif plan.source_engine == "sqlite" and not plan.allow_lossy and not column.primary_key:
             hint = "SQLite does not enforce declared types; --allow-lossy stores such values as NULL and lists them"
         elif column.primary_key:
             hint = "a key column cannot be NULL: correct the value in the source"
@@ -806,6 +842,13 @@ def _skip_reason(obj: SchemaObject, selected: set[tuple[str | None, str]], table
         if (parent[0], parent[1]) not in selected:
             return f"partition attachment of {_name(obj)} (the partitioned table was not restored)"
     return None
+
+
+def copy_in_sql(target: str, columns: list[str]) -> str:
+    """``COPY ... FROM STDIN`` into ``columns`` of ``target``. A table without columns takes
+    ``COPY`` without a column list (``()`` is a syntax error): each empty line is one row."""
+    names = f" ({', '.join(quote(name) for name in columns)})" if columns else ""
+    return f"COPY {target}{names} FROM STDIN"
 
 
 def _same_engine_rows(rows: list[list[Any]]) -> Any:

@@ -7,17 +7,17 @@ batches of the size the batching strategy asks for. Memory stays at one batch.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import psycopg
 
-from unibackup.errors import UnibackupError, UsageError
+from unibackup.errors import SourceError, UnibackupError, UsageError
 from unibackup.models import ColumnMapping, DatabaseSchema, TableSchema
 from unibackup.source import BatchSizer, Location, RestorePlan, Source
 
 from .catalog import Catalog, read_catalog
-from .connection import connect, operation_error
-from .encoding import copy_out_sql
+from .connection import connect, copy_block, operation_error
+from .encoding import copy_out_sql, tag_raw_text
 from .restore import RestoreSession, map_columns
 
 try:  # the batch type that carries finished lines; older cores take lists of lines
@@ -73,6 +73,7 @@ class PostgreSQLSource(Source):
         self._catalog: Catalog | None = None
         self._table_bytes = 0
         self._restore: RestoreSession | None = None
+        self._reading = False  # will_read() ran: a real backup, not a size sample
 
     @property
     def conn(self) -> psycopg.Connection:
@@ -99,8 +100,6 @@ class PostgreSQLSource(Source):
     def describe(self) -> DatabaseSchema:
         try:
             catalog, size = read_catalog(self.conn, schemas_of(self.location))
-            if catalog.relations:
-                self.conn.execute(f"LOCK TABLE {', '.join(catalog.relations)} IN ACCESS SHARE MODE")
         except UnibackupError:
             raise
         except psycopg.Error as error:
@@ -109,19 +108,39 @@ class PostgreSQLSource(Source):
         self._table_bytes = size
         return catalog.schema
 
+    def will_read(self, tables: Sequence[TableSchema]) -> None:
+        """Lock the tables the backup reads and read their sequences' values: only what the
+        backup holds needs a privilege."""
+        if self._catalog is None:
+            raise RuntimeError("describe() must run before will_read()")
+        try:
+            self._catalog.prepare_read(self.conn, list(tables))
+        except UnibackupError:
+            raise
+        except psycopg.Error as error:
+            raise operation_error(error, "locking the tables", self._conn) from None
+        self._reading = True
+
     def read_batches(self, table: TableSchema, sizer: BatchSizer) -> Iterator[Any]:
         if self._catalog is None:
             raise RuntimeError("describe() must run before read_batches()")
-        query = self._catalog.row_queries.get((table.namespace, table.name))
-        if query is None:
-            return
+        key = (table.namespace, table.name)
+        query = self._catalog.row_queries.get(key)
+        if query is None or (key in self._catalog.unreadable and not self._reading):
+            return  # a size sample (preflight, estimate) passes over a table the user may not read
         conn = self.conn
         finished = False
+        # SQL_ASCII text may be any bytes: read without conversion (which would insist on UTF-8),
+        # and tag the values that are not UTF-8
+        sql_ascii = self._catalog.schema.settings.get("server_encoding") == "SQL_ASCII"
+        batch = _raw_batch if sql_ascii else _batch
         try:
             # A reader may stop early (a size sample); cancelling a COPY aborts what it ran in, so
             # each table is read inside a savepoint that is rolled back then. The snapshot stays.
             conn.execute("SAVEPOINT unibackup_read")
-            with conn.cursor() as cursor, cursor.copy(copy_out_sql(query)) as copy:
+            if sql_ascii:
+                conn.execute("SET client_encoding = 'SQL_ASCII'")
+            with conn.cursor() as cursor, copy_block(cursor, copy_out_sql(query)) as copy:
                 wanted = sizer.next_batch_size()
                 buffer = bytearray()
                 count = 0
@@ -129,16 +148,20 @@ class PostgreSQLSource(Source):
                     buffer += data
                     count += 1
                     if count >= wanted or len(buffer) >= MAX_BATCH_BYTES:
-                        yield _batch(buffer, count)
+                        yield batch(buffer, count)
                         buffer = bytearray()
                         count = 0
                         wanted = sizer.next_batch_size()
                 if count:
-                    yield _batch(buffer, count)
+                    yield batch(buffer, count)
+            if sql_ascii:
+                conn.execute("SET client_encoding = 'UTF8'")
             conn.execute("RELEASE SAVEPOINT unibackup_read")
             finished = True
         except psycopg.Error as error:
             raise operation_error(error, f"reading table {table.qualified_name!r}", conn) from None
+        except ValueError as error:  # from tag_raw_text
+            raise SourceError(f"reading table {table.qualified_name!r} failed: {error}") from None
         finally:
             if not finished and not conn.broken and not conn.closed:
                 try:
@@ -195,6 +218,10 @@ class PostgreSQLSource(Source):
                 conn.close()
             except psycopg.Error:
                 pass
+
+
+def _raw_batch(buffer: bytearray, count: int) -> Any:
+    return _batch(bytearray(tag_raw_text(bytes(buffer))), count)
 
 
 def _batch(buffer: bytearray, count: int) -> Any:
