@@ -521,7 +521,7 @@ class SQLiteSource(Source):
 
     def map_columns(self, plan: RestorePlan) -> list[ColumnMapping]:
         """Cross-engine restore: each column's SQLite type and fidelity (see sqlite_portable)."""
-        return [portable.map_column(table, column) for table in plan.tables for column in table.columns]
+        return portable.refuse_name_collisions(plan.tables, [portable.map_column(table, column) for table in plan.tables for column in table.columns])
 
     def _create_foreign_tables(self, plan: RestorePlan) -> list[str]:
         """Tables of another engine, from their portable schema; their own SQL is never run."""

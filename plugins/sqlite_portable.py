@@ -92,6 +92,35 @@ def map_column(table: TableSchema, column: ColumnSchema) -> ColumnMapping:
     )
 
 
+def refuse_name_collisions(tables: tuple[TableSchema, ...], mappings: list[ColumnMapping]) -> list[ColumnMapping]:
+    """SQLite compares table and column names without regard to case: tables ``T`` and ``t`` (or
+    ``sales.t`` of two namespaces made alike), or columns ``A`` and ``a``, cannot both exist. The
+    second of each is impossible, so that the plan refuses it before anything is written."""
+    clashes: dict[tuple[str, str | None], str] = {}  # (table, column or None for all) -> why
+    seen_tables: dict[str, TableSchema] = {}
+    for table in tables:
+        key = sqlite_table_name(table).lower()
+        first = seen_tables.setdefault(key, table)
+        if first is not table:
+            clashes[(table.qualified_name, None)] = (
+                f"the table's SQLite name {sqlite_table_name(table)!r} is the name of {first.qualified_name!r} (SQLite ignores case in names)"
+            )
+            continue
+        seen_columns: dict[str, str] = {}
+        for column in table.columns:
+            other = seen_columns.setdefault(column.name.lower(), column.name)
+            if other != column.name:
+                clashes[(table.qualified_name, column.name)] = f"the column's name is the name of column {other!r} (SQLite ignores case in names)"
+    if not clashes:
+        return mappings
+    return [
+        attrs.evolve(m, fidelity="impossible", note=clashes.get((m.table, m.column)) or clashes[(m.table, None)])
+        if (m.table, m.column) in clashes or (m.table, None) in clashes
+        else m
+        for m in mappings
+    ]
+
+
 def create_table_sql(table: TableSchema, mappings: dict[str, ColumnMapping], keys: "ForeignKeys | None" = None) -> str:
     """A CREATE TABLE for ``table`` from its portable schema (no foreign engine SQL is run), with
     the literal defaults and foreign keys of ``keys``."""
@@ -130,7 +159,9 @@ def duration_text(value: datetime.timedelta) -> str:
 def _to_text(value: Any) -> Any:
     if value is None or type(value) in (str, RawText):
         return value
-    if isinstance(value, (datetime.datetime, datetime.date, datetime.time)):
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(sep=" ")  # SQLite's own notation (its date functions read both)
+    if isinstance(value, (datetime.date, datetime.time)):
         return value.isoformat()
     if isinstance(value, JsonText):
         return value.text

@@ -104,7 +104,7 @@ def test_restores_values_with_allow_lossy(tmp_path):
         0.99,
         1,
         "2020-02-29",
-        "2021-05-01T12:30:15.123456+00:00",
+        "2021-05-01 12:30:15.123456+00:00",
         "12345678-1234-5678-1234-567812345678",
         '{"b": 1, "a": [true, null]}',
         '["x",null,"z"]',
@@ -264,3 +264,16 @@ def test_text_that_is_not_utf8_lands_in_its_own_table_of_another_namespace(tmp_p
     conn = sqlite3.connect(target)
     assert conn.execute('SELECT a FROM "t"').fetchall() == [("pub",)]
     assert conn.execute('SELECT CAST(a AS BLOB) FROM "sales.t" ORDER BY rowid').fetchall() == [(b"sales-ok",), (b"sales\xff",)]
+
+
+@pytest.mark.parametrize("tables, refused", [
+    ((TableSchema("T", (ColumnSchema("a", "text", "text"),), namespace="public"), TableSchema("t", (ColumnSchema("a", "text", "text"),), namespace="public")), "public.t.a"),
+    ((TableSchema("t", (ColumnSchema("A", "text", "text"), ColumnSchema("a", "text", "text")), namespace="public"),), "public.t.a"),
+])
+def test_names_that_differ_only_by_case_are_refused_before_anything_is_written(tmp_path, tables, refused):
+    backup = _write(tmp_path / "pg.ubk.jsonl", DatabaseSchema("postgresql", tables), {})
+    target = tmp_path / "out.db"
+    with pytest.raises(UsageError) as error:
+        BackupService().restore_backup(backup, str(target), allow_lossy=True)
+    assert f"cannot move into sqlite: {refused} " in error.value.user_line() and "SQLite ignores case in names" in error.value.user_line()
+    assert not target.exists()
