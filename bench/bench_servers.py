@@ -242,7 +242,7 @@ def bench_engine(engine: PostgreSQL | MySQL, workdir: Path, repeat: int, synthet
 def print_summary(summaries: list[dict]) -> None:
     for s in summaries:
         print(f"\n{s['engine']} {s['database']}: {s['database_bytes'] / 2**20:.1f} MB on the server")
-        print(f"  {"command":<32} {'median':>9} {'peak RSS':>9} {'output':>10}")
+        print(f"  {'command':<32} {'median':>9} {'peak RSS':>9} {'output':>10}")
         for name, result in s["results"].items():
             key = "unibackup" if name == "unibackup backup" else name
             size = s["output_bytes"].get(key)

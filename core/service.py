@@ -115,6 +115,9 @@ class BackupService:
         """Parse a source or target; a bare path becomes a location of the engine that accepts it."""
         location = parse_location(text)
         if location.scheme:
+            if location.host is None and location.path and not os.path.isabs(location.path):
+                # a file URL with a relative path (sqlite:app.db): named absolutely, like a bare path
+                return attrs.evolve(location, path=os.path.abspath(location.path))
             return location
         path = location.path
         if not for_restore and not os.path.exists(path):
