@@ -12,6 +12,7 @@ falls back to a value-by-value walk for the rare rows that need it.
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime
 import decimal
 import math
@@ -209,8 +210,8 @@ def _text_payload(parse: Callable[[str], Any], pattern: "re.Pattern[str] | None"
 
 
 _DECODERS: dict[str, Callable[[Any], Any]] = {
-    "$bytes": lambda payload: base64.b64decode(payload, validate=True),
-    "$text": lambda payload: RawText(base64.b64decode(payload, validate=True)),
+    "$bytes": lambda payload: binascii.a2b_base64(payload, strict_mode=True),
+    "$text": lambda payload: RawText(binascii.a2b_base64(payload, strict_mode=True)),
     "$float": _decode_float,
     "$int": _text_payload(int, _INTEGER_TEXT),
     "$decimal": _text_payload(decimal.Decimal),
@@ -285,11 +286,20 @@ def decode_rows(lines: list[bytes], width: int | None = None) -> list[list[Any]]
         for line in lines:
             decode_row(line)
         raise CorruptBackupError("a row line is not exactly one JSON array")
-    if any(b"{" in line or line.find(b"[", 1) >= 0 for line in lines):
-        for index, line in enumerate(lines):
-            if b"{" in line or line.find(b"[", 1) >= 0:
-                rows[index] = [decode_value(value) for value in rows[index]]
-    if width is not None and set(map(len, rows)) != {width}:
+    widths = set(map(len, rows))
+    if width is not None and widths != {width}:
         bad = next(row for row in rows if len(row) != width)
         raise CorruptBackupError(f"a row has {len(bad)} values, not {width}")
+    if not any(b"{" in line or line.find(b"[", 1) >= 0 for line in lines):
+        return rows
+    if len(widths) == 1 and 0 not in widths:
+        # column by column: only the columns that hold objects or arrays are walked for tags
+        columns = list(zip(*rows))
+        tagged = [index for index, column in enumerate(columns) if not set(map(type, column)).isdisjoint((dict, list))]
+        for index in tagged:
+            columns[index] = tuple(map(decode_value, columns[index]))
+        return list(map(list, zip(*columns)))
+    for index, line in enumerate(lines):
+        if b"{" in line or line.find(b"[", 1) >= 0:
+            rows[index] = [decode_value(value) for value in rows[index]]
     return rows
