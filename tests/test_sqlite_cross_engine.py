@@ -16,6 +16,27 @@ from unibackup.models import BackupHeader, BackupOptions, ColumnSchema, Database
 from unibackup.values import JsonText, RawText, encode_batch
 
 
+def _write(path, schema, rows_per_table):
+    """A backup of another engine holding ``schema``; ``rows_per_table`` in the order of its tables."""
+    header = BackupHeader(
+        created_at="2026-01-01T00:00:00Z",
+        tool_version="test",
+        source=SourceInfo(schema.engine, f"{schema.engine}://db.example/shop", "15"),
+        options=BackupOptions(compression="none"),
+        compressor=PluginRef("compressor", "none"),
+        schema=schema,
+    )
+    with open(path, "wb") as sink:
+        writer = BackupWriter(sink)
+        writer.write_header(header)
+        for table, rows in zip(schema.tables, rows_per_table, strict=True):
+            writer.begin_table(table)
+            writer.write_rows(encode_batch(rows))
+            writer.end_table()
+        writer.write_trailer()
+    return path
+
+
 def _foreign_backup(path, rows):
     columns = (
         ColumnSchema("id", "integer", "integer", nullable=False, primary_key=1),
@@ -38,21 +59,7 @@ def _foreign_backup(path, rows):
             SchemaObject("index", "people_lower", "CREATE INDEX people_lower ON public.people USING btree (lower(name))", table="people", namespace="public"),
         ),
     )
-    header = BackupHeader(
-        created_at="2026-01-01T00:00:00Z",
-        tool_version="test",
-        source=SourceInfo("postgresql", "postgresql://db.example/shop", "15"),
-        options=BackupOptions(compression="none"),
-        compressor=PluginRef("compressor", "none"),
-        schema=schema,
-    )
-    with open(path, "wb") as handle:
-        writer = BackupWriter(handle)
-        writer.write_header(header)
-        writer.begin_table(table)
-        writer.write_rows(encode_batch(rows))
-        writer.end_table()
-        writer.write_trailer()
+    _write(path, schema, [rows])
 
 
 ROWS = [
@@ -157,26 +164,6 @@ def test_durations_and_unsigned_64_bit_integers(tmp_path):
     assert rows == [("18446744073709551615", "text"), (7, "integer")]
 
 
-def _write(path, schema, rows_by_table, engine="postgresql"):
-    header = BackupHeader(
-        created_at="2026-01-01T00:00:00Z",
-        tool_version="0.1.0",
-        source=SourceInfo(engine, f"{engine}://h/db", "15"),
-        options=BackupOptions(compression="none"),
-        compressor=PluginRef("compressor", "none"),
-        schema=schema,
-    )
-    with open(path, "wb") as sink:
-        writer = BackupWriter(sink)
-        writer.write_header(header)
-        for table in schema.tables:
-            writer.begin_table(table)
-            writer.write_rows(encode_batch(rows_by_table.get(table.name, [])))
-            writer.end_table()
-        writer.write_trailer()
-    return path
-
-
 def test_keys_indexes_and_literal_defaults_of_postgresql_are_recreated_and_the_rest_listed(tmp_path):
     authors = TableSchema(
         name="authors", namespace="public",
@@ -202,9 +189,9 @@ def test_keys_indexes_and_literal_defaults_of_postgresql_are_recreated_and_the_r
         SchemaObject("index", "books_by_status", 'CREATE INDEX books_by_status ON public.books USING btree (status DESC, "author_id")', table="books", namespace="public"),
         SchemaObject("index", "books_partial", "CREATE INDEX books_partial ON public.books USING btree (status) WHERE (stock > 0)", table="books", namespace="public"),
     )
-    backup = _write(tmp_path / "pg.ubk.jsonl", DatabaseSchema("postgresql", (authors, books), objects), {
-        "authors": [[1, "a@x"], [2, "b@x"]], "books": [[1, 1, "old", 3, None]],
-    })
+    backup = _write(tmp_path / "pg.ubk.jsonl", DatabaseSchema("postgresql", (authors, books), objects), [
+        [[1, "a@x"], [2, "b@x"]], [[1, 1, "old", 3, None]],
+    ])
     target = tmp_path / "out.db"
     result = BackupService().restore_backup(backup, str(target), allow_lossy=True)
     conn = sqlite3.connect(target)
@@ -234,9 +221,9 @@ def test_arrays_in_postgresql_notation_become_json_arrays(tmp_path):
             ColumnSchema("ids", "uuid[]", "array", options={"element_type": "uuid", "element_logical_type": "uuid"}),
         ),
     )
-    backup = _write(tmp_path / "pg.ubk.jsonl", DatabaseSchema("postgresql", (table,)), {
-        "a": [["{{1,2},{3,NULL}}", '[0:1]={00000000-0000-0000-0000-000000000001,"x y"}'], [["a"], None]],
-    })
+    backup = _write(tmp_path / "pg.ubk.jsonl", DatabaseSchema("postgresql", (table,)), [
+        [["{{1,2},{3,NULL}}", '[0:1]={00000000-0000-0000-0000-000000000001,"x y"}'], [["a"], None]],
+    ])
     target = tmp_path / "out.db"
     BackupService().restore_backup(backup, str(target), allow_lossy=True)
     rows = sqlite3.connect(target).execute("SELECT matrix, ids, json_valid(matrix) FROM a ORDER BY rowid").fetchall()
@@ -246,19 +233,7 @@ def test_arrays_in_postgresql_notation_become_json_arrays(tmp_path):
 def test_text_that_is_not_utf8_lands_in_its_own_table_of_another_namespace(tmp_path):
     column = (ColumnSchema("a", "text", "text"),)
     tables = (TableSchema(name="t", namespace="public", columns=column), TableSchema(name="t", namespace="sales", columns=column))
-    backup = tmp_path / "pg.ubk.jsonl"
-    with open(backup, "wb") as sink:  # _write keys rows by bare name: both tables are named t
-        header = BackupHeader(
-            created_at="2026-01-01T00:00:00Z", tool_version="0.1.0", source=SourceInfo("postgresql", "postgresql://h/db", "15"),
-            options=BackupOptions(compression="none"), compressor=PluginRef("compressor", "none"), schema=DatabaseSchema("postgresql", tables),
-        )
-        writer = BackupWriter(sink)
-        writer.write_header(header)
-        for table, rows in zip(tables, ([["pub"]], [["sales-ok"], [RawText(b"sales\xff")]])):
-            writer.begin_table(table)
-            writer.write_rows(encode_batch(rows))
-            writer.end_table()
-        writer.write_trailer()
+    backup = _write(tmp_path / "pg.ubk.jsonl", DatabaseSchema("postgresql", tables), [[["pub"]], [["sales-ok"], [RawText(b"sales\xff")]]])
     target = tmp_path / "out.db"
     BackupService().restore_backup(backup, str(target))
     conn = sqlite3.connect(target)
@@ -271,7 +246,7 @@ def test_text_that_is_not_utf8_lands_in_its_own_table_of_another_namespace(tmp_p
     ((TableSchema("t", (ColumnSchema("A", "text", "text"), ColumnSchema("a", "text", "text")), namespace="public"),), "public.t.a"),
 ])
 def test_names_that_differ_only_by_case_are_refused_before_anything_is_written(tmp_path, tables, refused):
-    backup = _write(tmp_path / "pg.ubk.jsonl", DatabaseSchema("postgresql", tables), {})
+    backup = _write(tmp_path / "pg.ubk.jsonl", DatabaseSchema("postgresql", tables), [[] for _ in tables])
     target = tmp_path / "out.db"
     with pytest.raises(UsageError) as error:
         BackupService().restore_backup(backup, str(target), allow_lossy=True)
