@@ -169,6 +169,18 @@ def unibackup_config(tmp_path_factory: pytest.TempPathFactory) -> "Config":
 
 
 @pytest.fixture
+def unibackup_cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The environment for running the ``unibackup`` command in a test: none of the caller's
+    ``UNIBACKUP_*`` settings (which could hide or block plugins), and the history and the
+    preflight cache in a temporary directory, never the user's."""
+    private = tmp_path_factory.mktemp("unibackup-cli")
+    env = {key: value for key, value in os.environ.items() if not key.startswith("UNIBACKUP_")}
+    env["UNIBACKUP_HISTORY_FILE"] = str(private / "history.jsonl")
+    env["UNIBACKUP_CACHE_DIR"] = str(private / "cache")
+    return env
+
+
+@pytest.fixture
 def unibackup_service(unibackup_config: "Config", unibackup_plugin_manager: "PluginHost") -> "BackupService":
     """A :class:`~unibackup.BackupService` with ``unibackup_config`` and ``unibackup_plugin_manager``."""
     from .service import BackupService

@@ -149,3 +149,15 @@ def test_round_trip_fails_the_test_when_the_backup_does_not_verify(unibackup_plu
     unibackup_plugin_manager.manager.register(plugin, name="refusing-validator")
     with pytest.raises(pytest.fail.Exception, match="does not verify"):
         backup_round_trip(verify_level="refuses")
+
+
+def test_the_command_line_environment_keeps_the_history_out_of_the_home_directory(unibackup_cli_env: dict[str, str], sample_sqlite_db: Path, tmp_path: Path) -> None:
+    assert not any(key.startswith("UNIBACKUP_") for key in unibackup_cli_env if key not in ("UNIBACKUP_HISTORY_FILE", "UNIBACKUP_CACHE_DIR"))
+    history = Path(unibackup_cli_env["UNIBACKUP_HISTORY_FILE"])
+    assert not history.exists() and Path.home() not in history.parents
+    run = subprocess.run(
+        [sys.executable, "-m", "unibackup", "backup", str(sample_sqlite_db), "-o", str(tmp_path)],
+        env=unibackup_cli_env, capture_output=True, text=True, timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    assert history.read_text().count("\n") == 1  # the run went into the private history

@@ -35,13 +35,15 @@ from unibackup_xz import XzCompressor  # noqa: E402
 XZ_MAGIC = b"\xfd7zXZ\x00"
 
 
-def _env() -> dict[str, str]:
-    """The environment without unibackup settings that would hide or block plugins."""
-    return {key: value for key, value in os.environ.items() if not key.startswith("UNIBACKUP_")}
+@pytest.fixture
+def unibackup_command(unibackup_cli_env: dict[str, str]):
+    """Runs ``unibackup ARGS`` as a user would, with the entry points installed, without the
+    caller's unibackup settings and without touching the user's history."""
 
+    def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "unibackup", *args], cwd=cwd, env=unibackup_cli_env, capture_output=True, text=True, timeout=120)
 
-def _unibackup(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "unibackup", *args], cwd=cwd, env=_env(), capture_output=True, text=True, timeout=120)
+    return run
 
 
 @pytest.fixture
@@ -53,8 +55,8 @@ def xz_service(unibackup_config, monkeypatch) -> BackupService:
     return BackupService(unibackup_config, host)
 
 
-def test_listed_by_unibackup_plugins(tmp_path: Path) -> None:
-    run = _unibackup("plugins", "--json", cwd=tmp_path)
+def test_listed_by_unibackup_plugins(tmp_path: Path, unibackup_command) -> None:
+    run = unibackup_command("plugins", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     rows = {row["name"]: row for row in json.loads(run.stdout)}
     xz = rows["xz"]
@@ -66,9 +68,9 @@ def test_listed_by_unibackup_plugins(tmp_path: Path) -> None:
     assert xz["hooks"] == ["unibackup_register_compressors"]
 
 
-def test_disabled_by_distribution_name(tmp_path: Path) -> None:
+def test_disabled_by_distribution_name(tmp_path: Path, unibackup_command) -> None:
     (tmp_path / "unibackup.toml").write_text('[plugins]\ndisable = ["unibackup-xz"]\n')
-    run = _unibackup("plugins", "--all", "--json", cwd=tmp_path)
+    run = unibackup_command("plugins", "--all", "--json", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     rows = {row["name"]: row for row in json.loads(run.stdout)}
     assert rows["xz"]["status"] == "blocked"
@@ -110,17 +112,17 @@ def test_damage_is_caught(xz_service, backup_round_trip, tmp_path: Path) -> None
     assert not xz_service.verify_backup(damaged, "full").valid
 
 
-def test_levels_outside_0_to_9_are_refused(tmp_path: Path, sample_sqlite_db: Path) -> None:
-    run = _unibackup("backup", str(sample_sqlite_db), "-o", str(tmp_path), "--compression", "xz", "--level", "10", cwd=tmp_path)
+def test_levels_outside_0_to_9_are_refused(tmp_path: Path, sample_sqlite_db: Path, unibackup_command) -> None:
+    run = unibackup_command("backup", str(sample_sqlite_db), "-o", str(tmp_path), "--compression", "xz", "--level", "10", cwd=tmp_path)
     assert run.returncode == 2
     assert "from 0 to 9" in run.stderr
     assert list(tmp_path.iterdir()) == []
 
 
-def test_command_line_backup_and_verify(tmp_path: Path, sample_sqlite_db: Path) -> None:
-    run = _unibackup("backup", str(sample_sqlite_db), "-o", str(tmp_path / "out"), "--compression", "xz", cwd=tmp_path)
+def test_command_line_backup_and_verify(tmp_path: Path, sample_sqlite_db: Path, unibackup_command) -> None:
+    run = unibackup_command("backup", str(sample_sqlite_db), "-o", str(tmp_path / "out"), "--compression", "xz", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     path = run.stdout.strip().splitlines()[-1]
     assert path.endswith(".ubk.jsonl.xz")
-    verify = _unibackup("verify", path, cwd=tmp_path)
+    verify = unibackup_command("verify", path, cwd=tmp_path)
     assert verify.returncode == 0, verify.stderr
