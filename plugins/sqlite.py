@@ -658,6 +658,13 @@ class SQLiteSource(Source):
                     keys.skipped.append(f"index {name} (the rows break it in SQLite: {error})")
                 except sqlite3.Error as error:
                     raise _translate(error, "creating the indexes", self.path) from None
+            for (namespace, name), (_, handed_out) in keys.high_water.items():
+                table_name = portable.sqlite_table_name(next(t for t in plan.tables if (t.namespace, t.name) == (namespace, name)))
+                self.conn.execute("UPDATE main.sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (handed_out, table_name))
+                self.conn.execute(
+                    "INSERT INTO main.sqlite_sequence (name, seq) SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM main.sqlite_sequence WHERE name = ?)",
+                    (table_name, handed_out, table_name),
+                )
             return keys.skipped + [
                 f"{obj.kind} {obj.namespace + '.' if obj.namespace else ''}{obj.name}"
                 f"{f' on {obj.table}' if obj.table and obj.table != obj.name else ''} ({plan.source_engine} SQL cannot run in SQLite)"

@@ -121,14 +121,18 @@ def refuse_name_collisions(tables: tuple[TableSchema, ...], mappings: list[Colum
     ]
 
 
-def create_table_sql(table: TableSchema, mappings: dict[str, ColumnMapping], keys: "ForeignKeys | None" = None) -> str:
+def create_table_sql(table: TableSchema, mappings: dict[str, ColumnMapping], keys: "ForeignSchema | None" = None) -> str:
     """A CREATE TABLE for ``table`` from its portable schema (no foreign engine SQL is run), with
     the literal defaults and foreign keys of ``keys``."""
     parts = []
+    counting = keys.high_water.get((table.namespace, table.name), (None,))[0] if keys else None
     for column in table.columns:
         mapping = mappings[column.name]
         declared = mapping.target_type if mapping.target_type != "(none)" else ""
         definition = f"{quote(column.name)} {declared}".rstrip()
+        if column.name == counting:
+            # SQLite's own counter: keys handed out once (to rows deleted since, too) never again
+            definition = f"{quote(column.name)} INTEGER PRIMARY KEY AUTOINCREMENT"
         if not column.nullable:
             definition += " NOT NULL"
         default = keys.defaults.get((table.namespace, table.name, column.name)) if keys else None
@@ -136,7 +140,7 @@ def create_table_sql(table: TableSchema, mappings: dict[str, ColumnMapping], key
             definition += f" DEFAULT {default}"
         parts.append(definition)
     primary = sorted((c for c in table.columns if c.primary_key), key=lambda c: c.primary_key)
-    if primary:
+    if primary and counting is None:
         parts.append("PRIMARY KEY (" + ", ".join(quote(c.name) for c in primary) + ")")
     if keys is not None:
         parts.extend(keys.clauses.get((table.namespace, table.name), ()))
@@ -319,7 +323,7 @@ def _pg_column_list(text: str) -> list[tuple[str, str]] | None:
 
 
 @attrs.frozen
-class ForeignKeys:
+class ForeignSchema:
     """What of another engine's keys, indexes and defaults SQLite gets, and what it does not."""
 
     #: per table (namespace, name): FOREIGN KEY clauses for its CREATE TABLE
@@ -331,6 +335,9 @@ class ForeignKeys:
     #: objects recreated or already kept (a primary key): never listed as skipped
     handled: set[int]
     skipped: list[str]
+    #: per table: (its counting key column, the largest key the source handed out), for
+    #: ``INTEGER PRIMARY KEY AUTOINCREMENT`` and ``sqlite_sequence``
+    high_water: dict[tuple[str | None, str], tuple[str, int]] = attrs.Factory(dict)
 
 
 def _literal_default(default: str, engine: str) -> str | None:
@@ -349,7 +356,30 @@ def _literal_default(default: str, engine: str) -> str | None:
     return None
 
 
-def translate_foreign_schema(tables: tuple[TableSchema, ...], objects: tuple[Any, ...], engine: str) -> ForeignKeys:
+def _high_water_mark(table: TableSchema, objects: tuple[Any, ...], engine: str) -> tuple[str, int, Any] | None:
+    """The counting key of ``table`` (a single integer primary key fed by a sequence, an identity
+    or AUTO_INCREMENT) with the largest value the source handed out, even to rows deleted since,
+    and the sequence object that held it (None for MySQL's counter)."""
+    keys = [column for column in table.columns if column.primary_key]
+    if len(keys) != 1 or keys[0].logical_type != "integer":
+        return None
+    column = keys[0]
+    if engine == "mysql":
+        following = table.options.get("auto_increment")
+        if column.options.get("auto_increment") and type(following) is int and following > 1:
+            return column.name, following - 1, None
+        return None
+    for obj in objects:
+        owner = obj.options.get("owned_by")
+        if obj.kind == "sequence" and owner and list(owner) == [table.namespace, table.name, column.name]:
+            last = obj.options.get("last_value")
+            if type(last) is int:
+                handed_out = last if obj.options.get("is_called") else last - 1
+                return (column.name, handed_out, obj) if handed_out >= 1 else None
+    return None
+
+
+def translate_foreign_schema(tables: tuple[TableSchema, ...], objects: tuple[Any, ...], engine: str) -> ForeignSchema:
     """Read another engine's keys, indexes and defaults into SQLite's terms (see above)."""
     by_name: dict[tuple[str | None, str], TableSchema] = {(t.namespace, t.name): t for t in tables}
     by_bare_name: dict[str, list[TableSchema]] = {}
@@ -439,7 +469,14 @@ def translate_foreign_schema(tables: tuple[TableSchema, ...], objects: tuple[Any
         if done:
             handled.add(id(obj))
 
+    high_water: dict[tuple[str | None, str], tuple[str, int]] = {}
     for table in tables:
+        mark = _high_water_mark(table, objects, engine)
+        if mark is not None:
+            column_name, handed_out, sequence = mark
+            high_water[(table.namespace, table.name)] = (column_name, handed_out)
+            if sequence is not None:
+                handled.add(id(sequence))  # it lives on as the table's sqlite_sequence row
         for column in table.columns:
             if column.default is None:
                 continue
@@ -453,4 +490,4 @@ def translate_foreign_schema(tables: tuple[TableSchema, ...], objects: tuple[Any
         if engine == "postgresql":
             for match in _PG_CHECK_NAME.finditer(table.create_sql or ""):
                 skipped.append(f"check {table.qualified_name}.{_unquote(match.group('name'))} ({engine} expression not translated)")
-    return ForeignKeys(clauses, defaults, indexes, handled, skipped)
+    return ForeignSchema(clauses, defaults, indexes, handled, skipped, high_water)

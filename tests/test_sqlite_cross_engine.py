@@ -252,3 +252,23 @@ def test_names_that_differ_only_by_case_are_refused_before_anything_is_written(t
         BackupService().restore_backup(backup, str(target), allow_lossy=True)
     assert f"cannot move into sqlite: {refused} " in error.value.user_line() and "SQLite ignores case in names" in error.value.user_line()
     assert not target.exists()
+
+
+@pytest.mark.parametrize("engine", ["postgresql", "mysql"])
+def test_the_sources_high_water_mark_survives_into_sqlite(tmp_path, engine):
+    """Keys handed out once (to rows deleted since, too) are never handed out again."""
+    key = ColumnSchema("id", "integer", "integer", nullable=False, primary_key=1,
+                       default="nextval('public.orders_id_seq'::regclass)" if engine == "postgresql" else None,
+                       options={} if engine == "postgresql" else {"auto_increment": True})
+    table = TableSchema("orders", (key, ColumnSchema("note", "text", "text")), namespace="public" if engine == "postgresql" else None,
+                        options={} if engine == "postgresql" else {"auto_increment": 1501})
+    objects = (
+        SchemaObject("sequence", "orders_id_seq", None, namespace="public", options={"owned_by": ["public", "orders", "id"], "last_value": 1500, "is_called": True}),
+    ) if engine == "postgresql" else ()
+    backup = _write(tmp_path / "b.ubk.jsonl", DatabaseSchema(engine, (table,), objects), [[[1, "a"], [1495, "b"]]])
+    target = tmp_path / "out.db"
+    result = BackupService().restore_backup(backup, str(target), allow_lossy=True)
+    assert not any("orders_id_seq" in skipped for skipped in result.skipped)  # it lives on in sqlite_sequence
+    conn = sqlite3.connect(target)
+    conn.execute("INSERT INTO orders (note) VALUES ('next')")
+    assert conn.execute("SELECT id FROM orders WHERE note = 'next'").fetchone() == (1501,)
