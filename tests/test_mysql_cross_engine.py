@@ -534,3 +534,22 @@ def test_auto_increment_continues_after_the_sources_high_water_mark(service, dat
             assert inspector.rows("SELECT MAX(id) FROM s")[0][0] == 1495
             inspector.rows("INSERT INTO s (v) VALUES ('new')")
             assert inspector.rows("SELECT LAST_INSERT_ID()")[0][0] == 1501, backup
+
+
+def test_sqlite_fractions_in_integer_and_decimal_columns_are_never_rounded_quietly(service, databases, make_db, tmp_path):
+    """MySQL rounds 1.7 into an INT and 1.239 into a DECIMAL(5,2) even in strict mode."""
+    path = make_db("CREATE TABLE t (id INTEGER PRIMARY KEY, i INTEGER, b BOOLEAN, d DECIMAL(5,2));", inserts=[
+        ("INSERT INTO t VALUES (?, ?, ?, ?)", [(1, 1.7, 0.5, 1.239), (2, 2.0**63, 1, "1.2345"), (3, 3.0, 0, 3.5)]),
+    ])
+    backup = service.create_backup(str(path), tmp_path).path
+    target = databases.new("fractions", create=False)
+    with pytest.raises(SourceError) as refused:
+        service.restore_backup(backup, url_for(target))
+    assert "1.7 is not a whole number" in refused.value.user_line() and "--allow-lossy" in refused.value.user_line()
+    assert not database_exists(target)
+    result = service.restore_backup(backup, url_for(target), allow_lossy=True)
+    with Inspector(target) as inspector:
+        assert inspector.rows("SELECT id, i, b, d FROM t ORDER BY id") == [(1, None, None, None), (2, None, 1, None), (3, 3, 0, decimal.Decimal("3.50"))]
+    skipped = "\n".join(result.skipped)
+    assert "2 values of t.i stored as NULL (the first: 1.7 is not a whole number)" in skipped
+    assert "2 values of t.d stored as NULL (the first: 1.239 has more than 2 fractional digits (DECIMAL(5,2)))" in skipped

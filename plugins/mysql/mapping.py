@@ -602,6 +602,52 @@ def _as_decimal(value: Any) -> Any:
     return _as_float(value)
 
 
+#: the range of each MySQL integer type a restore creates
+_INTEGER_RANGES = {
+    "TINYINT": (-(2**7), 2**7 - 1), "BOOLEAN": (-(2**7), 2**7 - 1), "SMALLINT": (-(2**15), 2**15 - 1),
+    "MEDIUMINT": (-(2**23), 2**23 - 1), "INT": (-(2**31), 2**31 - 1), "BIGINT": (-(2**63), 2**63 - 1), "BIGINT UNSIGNED": (0, 2**64 - 1),
+}
+
+
+def _as_integer(target: str) -> Callable[[Any], Any]:
+    """MySQL rounds a fraction into an integer column without a word even in strict mode (1.7
+    becomes 2) and clamps what is out of range: such a value is unfit, not quietly changed."""
+    low, high = _INTEGER_RANGES[target]
+
+    def convert(value: Any) -> Any:
+        if type(value) is bool:
+            return int(value)
+        if isinstance(value, (float, decimal.Decimal)):
+            if not (value == value and abs(value) != float("inf")) or value != int(value):
+                raise Unfit(f"{value} is not a whole number")
+            value = int(value)
+        if isinstance(value, int) and not low <= value <= high:
+            raise Unfit(f"{value} is beyond the range of {target}")
+        return value
+
+    return convert
+
+
+def _as_decimal_of(precision: int, scale: int) -> Callable[[Any], Any]:
+    """MySQL rounds a value with more fractional digits than DECIMAL(p,s) holds (1.239 becomes
+    1.24) with only a note, even in strict mode: such a value is unfit, not quietly changed."""
+    whole_digits = precision - scale
+
+    def convert(value: Any) -> Any:
+        value = _as_decimal(value)
+        if isinstance(value, (bool, str)) or value is None:
+            return value  # text is the server's to judge; it refuses what is not a number
+        number = value if isinstance(value, decimal.Decimal) else decimal.Decimal(repr(value) if isinstance(value, float) else value)
+        exponent = number.as_tuple().exponent
+        if isinstance(exponent, int) and exponent < -scale and number != number.quantize(decimal.Decimal(1).scaleb(-scale)):
+            raise Unfit(f"{number} has more than {scale} fractional digits (DECIMAL({precision},{scale}))")
+        if number.adjusted() >= whole_digits and number != 0:
+            raise Unfit(f"{number} is beyond the range of DECIMAL({precision},{scale})")
+        return value
+
+    return convert
+
+
 def _as_json(value: Any) -> Any:
     if isinstance(value, (list, dict)):
         return json_text(value)
@@ -640,6 +686,11 @@ def value_converter(column: ColumnSchema, target: str, engine: str, server: Targ
         return _as_single
     if target == "DOUBLE":
         return _as_float
+    decimal_type = re.fullmatch(r"DECIMAL\((\d+),(\d+)\)", target)
+    if decimal_type is not None:
+        return _as_decimal_of(int(decimal_type.group(1)), int(decimal_type.group(2)))
     if target.startswith("DECIMAL"):
         return _as_decimal
+    if target in _INTEGER_RANGES:
+        return _as_integer(target)
     return None
