@@ -546,3 +546,27 @@ def test_mysql_text_with_nul_and_time_beyond_a_day_into_postgresql(databases: Da
         conn.execute("SET TimeZone = 'Europe/Berlin'")
         (moved,) = conn.execute("SELECT ('2024-03-30 12:00+01'::timestamptz + d)::text FROM t WHERE id = 2").fetchone()
     assert moved == "2024-03-31 13:00:00+02"  # "1 day" would give 12:00+02, 23 hours later
+
+
+def test_the_mysql_enum_error_value_restores_into_postgresql(databases: Databases, tmp_path: Path) -> None:
+    mysql_support = pytest.importorskip("mysql_support")
+    service = make_service()
+    made = mysql_support.Databases()
+    mysql_support.connect().close()
+    try:
+        source = made.new("enum_error")
+        mysql_support.run_sql(
+            source,
+            "SET SESSION sql_mode = ''",
+            "CREATE TABLE e (id int PRIMARY KEY, c enum('a','b'))",
+            "INSERT INTO e VALUES (1, 'a'), (2, 'bogus'), (3, NULL)",  # 'bogus' is stored as '' (index 0)
+        )
+        path = service.create_backup(mysql_support.url_for(source), tmp_path).path
+    finally:
+        made.drop_all()
+    name = databases.adopt(pg_support.unique_name("from_mysql_enum"))
+    result = service.restore_backup(path, url_for(name))
+    assert "MySQL's error value" in next(m for m in result.fidelity if m.column == "c").note
+    assert run_sql(name, "SELECT id, c FROM e ORDER BY id") == [(1, "a"), (2, ""), (3, None)]
+    with pytest.raises(Exception, match="check constraint"):
+        run_sql(name, "INSERT INTO e VALUES (4, 'c')")  # the labels are still enforced

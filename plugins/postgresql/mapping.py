@@ -180,6 +180,8 @@ def target_type(column: ColumnSchema, table: TableSchema, source_engine: str, al
     if logical == "json":
         return "json", "exact", "json keeps the document's exact text"
     if logical == "enum":
+        if source_engine == "mysql":
+            return "text", "exact", "an enum becomes text with a CHECK on its labels and on '', MySQL's error value of every ENUM"
         return "text", "exact", "an enum becomes text with a CHECK on its labels"
     if logical == "array":
         return "jsonb", "approximated", "an array of another engine is stored as a JSON array"
