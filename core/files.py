@@ -92,8 +92,8 @@ class UnrecognisedFileError(CorruptBackupError):
     """No loaded compressor or format migrator recognises the file; ``looks_like`` names the
     compression its first bytes are known for, when they are (a plugin is missing, not damage)."""
 
-    def __init__(self, message: str, *, looks_like: str | None = None):
-        super().__init__(message)
+    def __init__(self, message: str, *, looks_like: str | None = None, hint: str | None = None):
+        super().__init__(message, hint=hint)
         self.looks_like = looks_like
 
 

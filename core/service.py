@@ -185,8 +185,9 @@ class BackupService:
                 raise PluginError(f"{error.message}; no loaded compressor writes files ending in {suffix!r}", hint="; ".join(hints)) from None
             if not missing:
                 raise
-            raise PluginError(
-                f"{error.message}; it may need a plugin that is not loaded", hint="; ".join(missing.values())
+            # nothing says it needs a missing plugin: damage (exit 3), with what is not loaded as a hint
+            raise UnrecognisedFileError(
+                error.message, hint="if it is a backup, it may need a plugin that is not loaded: " + "; ".join(missing.values())
             ) from None
 
     def batching_settings(self) -> dict[str, Any]:

@@ -256,3 +256,12 @@ def test_empty_names_directories_and_a_missing_password_file_are_usage_errors(db
     (tmp_path / "adir").mkdir()
     assert_one_error_line(run("restore", str(backup_file), "adir", cwd=tmp_path), 2, "the target 'adir' is a directory")
     assert not (tmp_path / "x").exists()
+
+
+def test_damage_stays_damage_when_a_compressor_is_disabled(backup_file: Path, tmp_path: Path) -> None:
+    """A disabled plugin is a hint, not the verdict: a damaged zstd file is invalid (exit 3)."""
+    (tmp_path / "unibackup.toml").write_text('[plugins]\ndisable = ["brotli"]\n')
+    damaged = tmp_path / "prefixed.ubk.jsonl.zst"
+    damaged.write_bytes(b"garbage" + backup_file.read_bytes())
+    line = assert_one_error_line(run("verify", str(damaged), cwd=tmp_path), 3, "is neither a unibackup file nor compressed by a known compressor")
+    assert "it may need a plugin that is not loaded: plugin 'brotli' blocked" in line
