@@ -340,6 +340,10 @@ class ForeignSchema:
     high_water: dict[tuple[str | None, str], tuple[str, int]] = attrs.Factory(dict)
 
 
+#: logical types whose literal defaults are written the same way as their values in SQLite
+_LITERAL_DEFAULT_TYPES = frozenset({"integer", "float", "decimal", "boolean", "text", "enum", "uuid", "date"})
+
+
 def _literal_default(default: str, engine: str) -> str | None:
     """A default that is a plain literal, as a SQLite literal; None for any expression."""
     text = default.strip()
@@ -377,6 +381,52 @@ def _high_water_mark(table: TableSchema, objects: tuple[Any, ...], engine: str) 
                 handed_out = last if obj.options.get("is_called") else last - 1
                 return (column.name, handed_out, obj) if handed_out >= 1 else None
     return None
+
+
+class _NotRestored(Exception):
+    """A foreign key references a table the restore leaves out."""
+
+
+def _translate_object(obj: Any, table: TableSchema, engine: str, restored_table: Any, add_index: Any, add_foreign_key: Any) -> bool:
+    """Recreate one index or constraint of ``engine`` in SQLite's words; False when its SQL says
+    more than plain columns (an expression, a WHERE, an operator class)."""
+    done = False
+    if engine == "postgresql":
+        if obj.kind == "index":
+            match = _PG_INDEX.match(obj.sql or "")
+            columns = _pg_column_list(match.group("columns")) if match else None
+            done = columns is not None and add_index(obj, table, columns, bool(match.group("unique")))  # type: ignore[union-attr]
+        elif obj.kind in ("constraint", "foreign_key"):
+            contype = obj.options.get("contype")
+            definition_match = _PG_CONSTRAINT.search(obj.sql or "")
+            definition = definition_match.group("definition").strip() if definition_match else ""
+            if contype == "p":
+                done = True  # the primary key is part of the CREATE TABLE
+            elif contype == "u":
+                unique = _PG_UNIQUE.match(definition)
+                columns = _pg_column_list(unique.group("columns")) if unique else None
+                done = columns is not None and add_index(obj, table, columns, True)
+            elif contype == "f":
+                key = _PG_FOREIGN_KEY.match(definition.removesuffix(" NOT VALID"))
+                if key is not None and _FOREIGN_KEY_ACTIONS.match(key.group("actions")):
+                    columns = _pg_column_list(key.group("columns"))
+                    referenced = _pg_column_list(key.group("referenced"))
+                    namespace = _unquote(key.group("namespace")) if key.group("namespace") else None
+                    target = restored_table(namespace, _unquote(key.group("name")), table.namespace)
+                    done = bool(columns and referenced) and add_foreign_key(
+                        table, [c for c, _ in columns or ()], target, [c for c, _ in referenced or ()], key.group("actions")
+                    )
+    elif engine == "mysql":
+        options = obj.options
+        if obj.kind == "index" and str(options.get("index_type", "BTREE")).upper() in ("BTREE", "HASH") and options.get("columns"):
+            done = add_index(obj, table, [(str(c), "") for c in options["columns"]], bool(options.get("unique")))
+        elif obj.kind == "foreign_key" and options.get("columns"):
+            rules = [str(options.get("on_delete", "NO ACTION")).upper(), str(options.get("on_update", "NO ACTION")).upper()]
+            if all(rule in _RULES for rule in rules):
+                target = restored_table(options.get("referenced_schema"), str(options.get("referenced_table")), None)
+                actions = f" ON DELETE {rules[0]} ON UPDATE {rules[1]}"
+                done = add_foreign_key(table, list(options["columns"]), target, list(options.get("referenced_columns") or ()), actions)
+    return done
 
 
 def translate_foreign_schema(tables: tuple[TableSchema, ...], objects: tuple[Any, ...], engine: str) -> ForeignSchema:
@@ -417,7 +467,9 @@ def translate_foreign_schema(tables: tuple[TableSchema, ...], objects: tuple[Any
         return True
 
     def add_foreign_key(table: TableSchema, columns: list[str], target: TableSchema | None, referenced: list[str], actions: str) -> bool:
-        if target is None or not all(c in table.column_names for c in columns) or not all(c in target.column_names for c in referenced):
+        if target is None:
+            raise _NotRestored()
+        if not all(c in table.column_names for c in columns) or not all(c in target.column_names for c in referenced):
             return False
         clause = (
             f"FOREIGN KEY ({', '.join(quote(c) for c in columns)}) REFERENCES {quote(sqlite_table_name(target))} "
@@ -427,45 +479,19 @@ def translate_foreign_schema(tables: tuple[TableSchema, ...], objects: tuple[Any
         return True
 
     for obj in objects:
-        table = restored_table(obj.namespace, obj.table, obj.namespace) if obj.table else None
-        if table is None:
+        if not obj.table:
             continue
-        done = False
-        if engine == "postgresql":
-            if obj.kind == "index":
-                match = _PG_INDEX.match(obj.sql or "")
-                columns = _pg_column_list(match.group("columns")) if match else None
-                done = columns is not None and add_index(obj, table, columns, bool(match.group("unique")))  # type: ignore[union-attr]
-            elif obj.kind in ("constraint", "foreign_key"):
-                contype = obj.options.get("contype")
-                definition_match = _PG_CONSTRAINT.search(obj.sql or "")
-                definition = definition_match.group("definition").strip() if definition_match else ""
-                if contype == "p":
-                    done = True  # the primary key is part of the CREATE TABLE
-                elif contype == "u":
-                    unique = _PG_UNIQUE.match(definition)
-                    columns = _pg_column_list(unique.group("columns")) if unique else None
-                    done = columns is not None and add_index(obj, table, columns, True)
-                elif contype == "f":
-                    key = _PG_FOREIGN_KEY.match(definition.removesuffix(" NOT VALID"))
-                    if key is not None and _FOREIGN_KEY_ACTIONS.match(key.group("actions")):
-                        columns = _pg_column_list(key.group("columns"))
-                        referenced = _pg_column_list(key.group("referenced"))
-                        namespace = _unquote(key.group("namespace")) if key.group("namespace") else None
-                        target = restored_table(namespace, _unquote(key.group("name")), table.namespace)
-                        done = bool(columns and referenced) and add_foreign_key(
-                            table, [c for c, _ in columns or ()], target, [c for c, _ in referenced or ()], key.group("actions")
-                        )
-        elif engine == "mysql":
-            options = obj.options
-            if obj.kind == "index" and str(options.get("index_type", "BTREE")).upper() in ("BTREE", "HASH") and options.get("columns"):
-                done = add_index(obj, table, [(str(c), "") for c in options["columns"]], bool(options.get("unique")))
-            elif obj.kind == "foreign_key" and options.get("columns"):
-                rules = [str(options.get("on_delete", "NO ACTION")).upper(), str(options.get("on_update", "NO ACTION")).upper()]
-                if all(rule in _RULES for rule in rules):
-                    target = restored_table(options.get("referenced_schema"), str(options.get("referenced_table")), None)
-                    actions = f" ON DELETE {rules[0]} ON UPDATE {rules[1]}"
-                    done = add_foreign_key(table, list(options["columns"]), target, list(options.get("referenced_columns") or ()), actions)
+        table = restored_table(obj.namespace, obj.table, obj.namespace)
+        if table is None:
+            if obj.namespace is not None or not any(t.name == obj.table for t in tables):
+                skipped.append(f"{obj.kind} {obj.namespace + '.' if obj.namespace else ''}{obj.name} on {obj.table} (its table was not restored)")
+                handled.add(id(obj))
+            continue
+        try:
+            done = _translate_object(obj, table, engine, restored_table, add_index, add_foreign_key)
+        except _NotRestored:
+            skipped.append(f"foreign key {obj.name} on {table.qualified_name} (it references a table that was not restored)")
+            done = True
         if done:
             handled.add(id(obj))
 
@@ -480,7 +506,9 @@ def translate_foreign_schema(tables: tuple[TableSchema, ...], objects: tuple[Any
         for column in table.columns:
             if column.default is None:
                 continue
-            literal = _literal_default(column.default, engine)
+            # only where a literal reads the same in SQLite as the values restored beside it
+            # (a timestamp's offset, an array's braces and a blob's escapes do not)
+            literal = _literal_default(column.default, engine) if column.logical_type in _LITERAL_DEFAULT_TYPES else None
             if literal is not None:
                 defaults[(table.namespace, table.name, column.name)] = literal
             elif not column.default.lower().startswith("nextval("):  # a serial's sequence: SQLite has its own row ids

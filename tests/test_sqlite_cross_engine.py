@@ -272,3 +272,28 @@ def test_the_sources_high_water_mark_survives_into_sqlite(tmp_path, engine):
     conn = sqlite3.connect(target)
     conn.execute("INSERT INTO orders (note) VALUES ('next')")
     assert conn.execute("SELECT id FROM orders WHERE note = 'next'").fetchone() == (1501,)
+
+
+def test_a_partial_restore_lists_what_belongs_to_the_tables_left_out(tmp_path):
+    column = (ColumnSchema("id", "integer", "integer", nullable=False, primary_key=1), ColumnSchema("a", "integer[]", "array", default="'{1,2}'::integer[]"))
+    tables = (
+        TableSchema("child", column, namespace="public"),
+        TableSchema("child", column, namespace="Sch ema"),
+        TableSchema("other", (ColumnSchema("id", "integer", "integer", primary_key=1), ColumnSchema("child_id", "integer", "integer")), namespace="Sch ema"),
+    )
+    objects = (
+        SchemaObject("index", "public_child_a", "CREATE INDEX public_child_a ON public.child USING btree (a)", table="child", namespace="public"),
+        SchemaObject("index", "schema_child_a", 'CREATE INDEX schema_child_a ON "Sch ema".child USING btree (a)', table="child", namespace="Sch ema"),
+        SchemaObject("foreign_key", "other_child_fk", 'ALTER TABLE ONLY "Sch ema".other ADD CONSTRAINT other_child_fk FOREIGN KEY (child_id) REFERENCES public.child(id)',
+                     table="other", namespace="Sch ema", options={"contype": "f"}),
+    )
+    backup = _write(tmp_path / "pg.ubk.jsonl", DatabaseSchema("postgresql", tables, objects), [[], [[1, "x"]], [[1, 1]]])
+    target = tmp_path / "out.db"
+    result = BackupService().restore_backup(backup, str(target), tables=("Sch ema.child", "Sch ema.other"), allow_lossy=True)
+    skipped = "\n".join(result.skipped)
+    assert "index public.public_child_a on child (its table was not restored)" in skipped
+    assert "foreign key other_child_fk on Sch ema.other (it references a table that was not restored)" in skipped
+    assert "schema_child_a" not in skipped  # recreated
+    sql = dict(sqlite3.connect(target).execute("SELECT name, sql FROM sqlite_master"))
+    assert "schema_child_a" in sql and "public_child_a" not in sql
+    assert "DEFAULT" not in sql["Sch ema.child"]  # PostgreSQL's array notation is not the JSON the rows get
