@@ -233,7 +233,7 @@ def verify(state: CliState, backup_file: str, level: str, as_json: bool) -> None
     else:
         for finding in report.findings:
             if report.valid or finding is not report.findings[0]:
-                click.echo(f"unibackup: {finding.severity}: {finding.message}", err=True)
+                click.echo(f"unibackup: {finding.severity.upper()}: {finding.message}", err=True)  # as the log's warnings
         if report.valid:
             click.echo(f"{backup_file}: valid ({level}): {counted(report.tables, 'table')}, {counted(report.rows, 'row')}")
     if not report.valid:
@@ -350,7 +350,7 @@ def plugins(state: CliState, show_all: bool, hook: str | None, as_json: bool) ->
     if hook is not None:
         known = sorted(name for name in dir(service.host.manager.hook) if name.startswith("unibackup_"))
         hook = hook if hook.startswith("unibackup_") else f"unibackup_{hook}"
-        if hook not in known:
+        if hook == "unibackup_" or hook not in known:
             raise UsageError(f"unknown hook {hook!r}; known: {', '.join(known)}")
     rows = []
     provides: dict[str, list[str]] = {}

@@ -103,6 +103,11 @@ class Report:
     recorded_runs: int = 0  # in the file, before --operation and --source
 
 
+def _runs_of(operation: str) -> str:
+    """``backup`` -> ``backups``, ``verify`` -> ``verify runs``: the plural a sentence needs."""
+    return f"{operation}s" if operation in ("backup", "restore", "check") else f"{operation} runs"
+
+
 def subject_of(record: HistoryRecord) -> str:
     """What a run is about: the target of a restore, the source of anything else."""
     if record.operation == "restore":
@@ -164,7 +169,7 @@ def _trend_recommendations(trend: Trend, latest: HistoryRecord) -> list[Recommen
     if previous < MIN_PREVIOUS:
         return []
     found = []
-    what = f"{trend.operation}s of {trend.subject}"
+    what = f"{_runs_of(trend.operation)} of {trend.subject}"
     if trend.throughput_change is not None and trend.throughput_change <= -THROUGHPUT_DROP:
         message = (
             f"throughput of {what} fell {_percent(trend.throughput_change)} against the median of the "
@@ -254,7 +259,7 @@ def _failure_recommendation(operation: str, subject: str, recent: list[HistoryRe
     failed = [r for r in recent if r.outcome == "failed"]
     if len(failed) < 2 or len(failed) / len(recent) < FAILURE_RATE:
         return None
-    message = f"{len(failed)} of the last {len(recent)} {operation}s of {subject} failed; the latest error: {failed[-1].error}"
+    message = f"{len(failed)} of the last {len(recent)} {_runs_of(operation)} of {subject} failed; the latest error: {failed[-1].error}"
     transient = sum(1 for r in failed if r.error_class == "transient")
     if transient * 2 >= len(failed):
         message += "; most were a busy or unreachable source: run at a quieter time or raise retry.read.max_elapsed"
@@ -269,7 +274,7 @@ def _retry_recommendation(operation: str, subject: str, recent: list[HistoryReco
     return Recommendation(
         "retries",
         subject,
-        f"{operation}s of {subject} needed retries in {len(retried)} of the last {len(recent)} runs ({attempts} in all): "
+        f"{_runs_of(operation)} of {subject} needed retries in {len(retried)} of the last {len(recent)} runs ({attempts} in all): "
         f"the source is often busy or locked; run at a quieter time or raise retry.connect/retry.read max_elapsed",
     )
 
@@ -380,7 +385,7 @@ def render_text(report: Report, last: int) -> list[str]:
     if report.skipped_lines:
         lines.append(f"  {report.skipped_lines} unreadable line(s) skipped")
     if not report.total_runs:
-        lines.append("no runs recorded yet" if not report.recorded_runs else f"none of the {report.recorded_runs} recorded runs matches --operation/--source")
+        lines.append("no runs recorded yet" if not report.recorded_runs else f"none of the {report.recorded_runs} recorded runs matches the filter")
         return lines
     lines += ["", f"recent runs (latest {min(last, len(report.runs))}, newest first):"]
     lines += [f"  {_run_line(record)}" for record in report.runs]

@@ -690,8 +690,8 @@ class SQLiteSource(Source):
                     referenced = str(key.get("referenced_table"))
                     if referenced.lower() not in {name.lower() for name in selected}:
                         skipped.append(
-                            f"foreign key {table.name}({', '.join(map(str, key.get('columns') or ()))}) -> {referenced} "
-                            f"(kept in the table's definition, but {referenced!r} was not restored: PRAGMA foreign_key_check reports its rows)"
+                            f"table {referenced} that foreign key {table.name}({', '.join(map(str, key.get('columns') or ()))}) references "
+                            f"(not restored; the key stays in {table.name!r}'s definition, and PRAGMA foreign_key_check reports its rows)"
                         )
             # views before triggers: an INSTEAD OF trigger is defined on a view
             views = {obj.name for obj in plan.schema.objects if obj.kind == "view"}

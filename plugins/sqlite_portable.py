@@ -80,7 +80,8 @@ def map_column(table: TableSchema, column: ColumnSchema) -> ColumnMapping:
         if scale == 0 and precision is not None and precision <= 18:
             target, fidelity, note = "INTEGER", "exact", ""
         elif precision is not None and precision <= 15:
-            note = "stored as REAL; exact for values of at most 15 significant digits"
+            # a double holds every number of at most 15 significant digits: equal as a number
+            target, fidelity, note = "NUMERIC", "exact", f"stored as REAL, which holds every value of {precision} digits as the same number (1.10 reads back as 1.1)"
     return ColumnMapping(
         table=table.qualified_name,
         column=column.name,

@@ -325,7 +325,7 @@ def test_the_report_command(cli_env: None, _private_history: Path, capsys: pytes
     assert data["trends"][0]["throughput_change"] == pytest.approx(-0.4)
     code, out, err = run(capsys, "report", "--source", "nosuchthing")
     assert code == 0, err
-    assert "none of the 8 recorded runs matches --operation/--source" in out
+    assert "none of the 8 recorded runs matches the filter" in out
 
 
 def test_a_real_backup_shows_in_the_report(db: Path, cli_env: None, _private_history: Path, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
