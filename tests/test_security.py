@@ -439,6 +439,12 @@ DAMAGED = {
     "a uuid tag in URN notation": (None, [b'[{"$uuid": "urn:uuid:12345678-1234-5678-1234-567812345678"}]'], "a $uuid value is malformed"),
     "a duration not in normal form": (None, [b'[{"$timedelta": [0, 90000, 0]}]'], "a $timedelta value is malformed"),
     "a string that spans two row lines": (None, [b'["x', b'"]'], "is not valid JSON"),
+    "a decimal with an underscore": (None, [b'[{"$decimal": "1_000"}]'], "a $decimal value is malformed"),
+    "a decimal spelt as Python's float": (None, [b'[{"$decimal": "inf"}]'], "a $decimal value is malformed"),
+    "a week date": (None, [b'[{"$date": "2024-W09-4"}]'], "a $date value is malformed"),
+    "a date as a datetime": (None, [b'[{"$datetime": "2024-05-06"}]'], "a $datetime value is malformed"),
+    "a seventh fractional digit": (None, [b'[{"$datetime": "2024-05-06T07:08:09.1234567"}]'], "a $datetime value is malformed"),
+    "a time without colons": (None, [b'[{"$time": "235959"}]'], "a $time value is malformed"),
 }
 
 
