@@ -82,6 +82,8 @@ class _Group(click.Group):
     """Adds plugin commands lazily, so that a broken plugin cannot break ``--help``."""
 
     _plugins_loaded = False
+    #: the commands each plugin added, by plugin name
+    plugin_commands: dict[str, list[str]] = {}
 
     def _load_plugin_commands(self, ctx: click.Context) -> None:
         if self._plugins_loaded:
@@ -94,7 +96,7 @@ class _Group(click.Group):
             from .manager import get_plugin_manager
 
             host = get_plugin_manager(disabled=config.plugins.disable, allow_only=config.plugins.allow_only)
-            Hooks(host).register_commands(self)
+            self.plugin_commands = Hooks(host).register_commands(self)
         except UnibackupError as error:
             log.warning("plugin commands unavailable: %s", error.user_line())
 
@@ -358,6 +360,9 @@ def plugins(state: CliState, show_all: bool, hook: str | None, as_json: bool) ->
         registry = getattr(service.hooks, registry_name)
         for entry in registry:
             provides.setdefault(entry.plugin, []).append(f"{registry.kind}:{entry.name}")
+    cli._load_plugin_commands(click.get_current_context())
+    for plugin, commands in cli.plugin_commands.items():
+        provides.setdefault(plugin, []).extend(f"command:{name}" for name in commands)
     for status in service.host.statuses:
         if not show_all and status.status != "loaded":
             continue

@@ -90,15 +90,20 @@ class Hooks:
                 return entry.implementation
         raise UsageError(f"{location.path!r} is not a database file any source plugin can read or write")
 
-    def register_commands(self, cli: click.Group) -> None:
-        """Let plugins add commands; a failing plugin is logged, not fatal."""
+    def register_commands(self, cli: click.Group) -> dict[str, list[str]]:
+        """Let plugins add commands; a failing plugin is logged, not fatal. Returns the names of
+        the commands each plugin added (for ``unibackup plugins``)."""
         trace = self._manager.trace.root.get("hook")
+        added: dict[str, list[str]] = {}
         for impl in self._manager.hook.unibackup_register_commands.get_hookimpls():
             trace(f"unibackup_register_commands [{impl.plugin_name}]")
+            before = set(cli.commands)
             try:
                 impl.function(cli=cli)
             except Exception as error:
                 log.warning("plugin %r failed to add commands: %s", impl.plugin_name, error)
+            added[impl.plugin_name] = sorted(set(cli.commands) - before)
+        return added
 
 
 def dispatch(listeners: list[EventListener], event: Event, on_error: Callable[[EventListener, Exception], None]) -> None:

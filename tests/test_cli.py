@@ -265,3 +265,9 @@ def test_damage_stays_damage_when_a_compressor_is_disabled(backup_file: Path, tm
     damaged.write_bytes(b"garbage" + backup_file.read_bytes())
     line = assert_one_error_line(run("verify", str(damaged), cwd=tmp_path), 3, "is neither a unibackup file nor compressed by a known compressor")
     assert "it may need a plugin that is not loaded: plugin 'brotli' blocked" in line
+
+
+def test_plugins_shows_the_commands_a_plugin_adds(tmp_path: Path) -> None:
+    rows = {row["name"]: row for row in json.loads(run("plugins", "--json", cwd=tmp_path).stdout)}
+    assert rows["report"]["provides"] == ["command:report"]
+    assert "command:migrate" in rows["legacy-v1"]["provides"]
