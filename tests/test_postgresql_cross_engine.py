@@ -413,25 +413,30 @@ def test_mixed_data_numeric_sample(databases: Databases, tmp_path: Path) -> None
 # -- MySQL zero dates ------------------------------------------------------------------------------
 
 
-def test_mysql_zero_dates_are_reported_and_become_null(databases: Databases, tmp_path: Path) -> None:
+def mysql_backup(service, tmp_path: Path, prefix: str, *statements: str) -> str:
+    """A backup of a fresh MySQL/MariaDB database made by ``statements`` (dropped again)."""
     mysql_support = pytest.importorskip("mysql_support")
-    service = make_service()
     if "mysql" not in [entry.name for entry in service.hooks.sources]:
         pytest.skip("the mysql source plugin is not there")
     made = mysql_support.Databases()
     mysql_support.connect().close()
     try:
-        source = made.new("zero_dates")
-        mysql_support.run_sql(
-            source,
-            "SET SESSION sql_mode = 'ALLOW_INVALID_DATES'",
-            "CREATE TABLE events (id INT PRIMARY KEY, day DATE NOT NULL DEFAULT '0000-00-00', at DATETIME NULL, fine DATE NOT NULL)",
-            "INSERT INTO events VALUES (1, '2024-02-29', '2024-02-29 10:00:00', '2024-01-01'), (2, '0000-00-00', '2024-02-30 00:00:00', '2024-01-02'),"
-            " (3, '2024-00-10', NULL, '2024-01-03')",
-        )
-        path = service.create_backup(mysql_support.url_for(source), tmp_path).path
+        source = made.new(prefix)
+        mysql_support.run_sql(source, *statements)
+        return service.create_backup(mysql_support.url_for(source), tmp_path).path
     finally:
         made.drop_all()
+
+
+def test_mysql_zero_dates_are_reported_and_become_null(databases: Databases, tmp_path: Path) -> None:
+    service = make_service()
+    path = mysql_backup(
+        service, tmp_path, "zero_dates",
+        "SET SESSION sql_mode = 'ALLOW_INVALID_DATES'",
+        "CREATE TABLE events (id INT PRIMARY KEY, day DATE NOT NULL DEFAULT '0000-00-00', at DATETIME NULL, fine DATE NOT NULL)",
+        "INSERT INTO events VALUES (1, '2024-02-29', '2024-02-29 10:00:00', '2024-01-01'), (2, '0000-00-00', '2024-02-30 00:00:00', '2024-01-02'),"
+        " (3, '2024-00-10', NULL, '2024-01-03')",
+    )
     name = pg_support.unique_name("zero_dates")
     databases.adopt(name)
     # reported approximated, with what happens; refused without --allow-lossy, before anything is written
@@ -516,22 +521,12 @@ def test_text_with_a_nul_character_is_reported_and_stops_or_becomes_null(databas
 
 
 def test_mysql_text_with_nul_and_time_beyond_a_day_into_postgresql(databases: Databases, tmp_path: Path) -> None:
-    mysql_support = pytest.importorskip("mysql_support")
     service = make_service()
-    if "mysql" not in [entry.name for entry in service.hooks.sources]:
-        pytest.skip("the mysql source plugin is not there")
-    made = mysql_support.Databases()
-    mysql_support.connect().close()
-    try:
-        source = made.new("nul_time")
-        mysql_support.run_sql(
-            source,
-            "CREATE TABLE t (id int PRIMARY KEY, body text, d time(6))",
-            "INSERT INTO t VALUES (1, concat('a', char(0), 'b'), '-838:59:59'), (2, 'plain', '24:00:00'), (3, NULL, '01:02:03.5')",
-        )
-        path = service.create_backup(mysql_support.url_for(source), tmp_path).path
-    finally:
-        made.drop_all()
+    path = mysql_backup(
+        service, tmp_path, "nul_time",
+        "CREATE TABLE t (id int PRIMARY KEY, body text, d time(6))",
+        "INSERT INTO t VALUES (1, concat('a', char(0), 'b'), '-838:59:59'), (2, 'plain', '24:00:00'), (3, NULL, '01:02:03.5')",
+    )
     name = databases.adopt(pg_support.unique_name("from_mysql_nul"))
     line = error_line(pg_support.cli("restore", path, url_for(name)), 1)
     assert "column 'body'" in line and "NUL character" in line and "--allow-lossy" in line
@@ -549,21 +544,13 @@ def test_mysql_text_with_nul_and_time_beyond_a_day_into_postgresql(databases: Da
 
 
 def test_the_mysql_enum_error_value_restores_into_postgresql(databases: Databases, tmp_path: Path) -> None:
-    mysql_support = pytest.importorskip("mysql_support")
     service = make_service()
-    made = mysql_support.Databases()
-    mysql_support.connect().close()
-    try:
-        source = made.new("enum_error")
-        mysql_support.run_sql(
-            source,
-            "SET SESSION sql_mode = ''",
-            "CREATE TABLE e (id int PRIMARY KEY, c enum('a','b'))",
-            "INSERT INTO e VALUES (1, 'a'), (2, 'bogus'), (3, NULL)",  # 'bogus' is stored as '' (index 0)
-        )
-        path = service.create_backup(mysql_support.url_for(source), tmp_path).path
-    finally:
-        made.drop_all()
+    path = mysql_backup(
+        service, tmp_path, "enum_error",
+        "SET SESSION sql_mode = ''",
+        "CREATE TABLE e (id int PRIMARY KEY, c enum('a','b'))",
+        "INSERT INTO e VALUES (1, 'a'), (2, 'bogus'), (3, NULL)",  # 'bogus' is stored as '' (index 0)
+    )
     name = databases.adopt(pg_support.unique_name("from_mysql_enum"))
     result = service.restore_backup(path, url_for(name))
     assert "MySQL's error value" in next(m for m in result.fidelity if m.column == "c").note
