@@ -533,7 +533,7 @@ class SQLiteSource(Source):
                 self.conn.execute(portable.create_table_sql(table, by_column, keys))
             except sqlite3.Error as error:
                 raise _translate(error, f"creating table {table.qualified_name!r}", self.path) from None
-            self._converters[(table.namespace, table.name)] = portable.converters_for(table, plan.allow_lossy)
+            self._converters[(table.namespace, table.name)] = portable.converters_for(table, plan.allow_lossy, self._lost)
         return []
 
     def open_restore(self, plan: RestorePlan) -> None:
@@ -575,6 +575,7 @@ class SQLiteSource(Source):
         self._journal_mode = settings.get("journal_mode")
         self._inserts: dict[tuple[str | None, str], str] = {}
         self._converters: dict[tuple[str | None, str], list[Any]] = {}
+        self._lost: dict[str, int] = {}  # values an --allow-lossy restore stored as NULL, by column
 
     def create_schema(self, plan: RestorePlan) -> list[str]:
         for table in plan.tables:
@@ -665,7 +666,7 @@ class SQLiteSource(Source):
                     "INSERT INTO main.sqlite_sequence (name, seq) SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM main.sqlite_sequence WHERE name = ?)",
                     (table_name, handed_out, table_name),
                 )
-            return keys.skipped + [
+            return keys.skipped + portable.lost_values(self._lost) + [
                 f"{obj.kind} {obj.namespace + '.' if obj.namespace else ''}{obj.name}"
                 f"{f' on {obj.table}' if obj.table and obj.table != obj.name else ''} ({plan.source_engine} SQL cannot run in SQLite)"
                 for obj in plan.schema.objects

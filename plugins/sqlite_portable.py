@@ -33,7 +33,7 @@ _MAPPING: dict[str, tuple[str, str, str]] = {
     "boolean": ("BOOLEAN", "exact", "stored as 0/1"),
     "text": ("TEXT", "exact", ""),
     "bytes": ("BLOB", "exact", ""),
-    "date": ("DATE", "exact", "ISO 8601 text"),
+    "date": ("DATE", "exact", "ISO 8601 text (a date outside years 1-9999 or infinity as its engine writes it)"),
     "time": ("TIME", "exact", "ISO 8601 text"),
     "time_tz": ("TIME", "exact", "ISO 8601 text with offset"),
     "datetime": ("DATETIME", "exact", "ISO 8601 text"),
@@ -82,6 +82,7 @@ def map_column(table: TableSchema, column: ColumnSchema) -> ColumnMapping:
         elif precision is not None and precision <= 15:
             # a double holds every number of at most 15 significant digits: equal as a number
             target, fidelity, note = "NUMERIC", "exact", f"stored as REAL, which holds every value of {precision} digits as the same number (1.10 reads back as 1.1)"
+        note = "; ".join(part for part in (note, "NaN, which SQLite cannot store, is refused (NULL with --allow-lossy)") if part)
     return ColumnMapping(
         table=table.qualified_name,
         column=column.name,
@@ -184,8 +185,8 @@ def _to_text(value: Any) -> Any:
 
 def _to_number(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
-        if value.is_nan():
-            return None
+        if not value.is_finite():  # ±Infinity: SQLite's REAL holds them (NaN never comes here)
+            return float(value)
         if value == value.to_integral_value() and _INT64_MIN <= value <= _INT64_MAX:
             return int(value)
         return float(value)
@@ -250,20 +251,36 @@ class NotStorable(Exception):
     """A value SQLite cannot hold, met in a restore that may not approximate."""
 
 
-def _float_converter(table: TableSchema, column: ColumnSchema, allow_lossy: bool) -> Callable[[Any], Any]:
+def _nan_converter(table: TableSchema, column: ColumnSchema, allow_lossy: bool, lost: dict[str, int], then: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
+    """NaN (a float's, or a PostgreSQL numeric's) has no SQLite form: it stops the restore, or with
+    ``allow_lossy`` becomes NULL and is counted in ``lost`` (by qualified column name)."""
+    where = f"{table.qualified_name}.{column.name}"
+
     def convert(value: Any) -> Any:
-        if value != value:  # NaN: SQLite stores it as NULL
-            if allow_lossy:
-                return None
-            raise NotStorable(f"{table.qualified_name}.{column.name} holds NaN, which SQLite cannot store (add --allow-lossy to store NULL)")
-        return value
+        if value != value:  # NaN, of a float or a Decimal
+            if not allow_lossy:
+                raise NotStorable(f"{where} holds NaN, which SQLite cannot store (add --allow-lossy to store NULL)")
+            lost[where] = lost.get(where, 0) + 1
+            return None
+        return then(value) if then is not None else value
 
     return convert
 
 
-def converters_for(table: TableSchema, allow_lossy: bool = False) -> list[Callable[[Any], Any] | None]:
-    """One converter per column (None where the decoded value binds as it is)."""
-    special = {"float": lambda column: _float_converter(table, column, allow_lossy), "array": _array_converter}
+def lost_values(lost: dict[str, int]) -> list[str]:
+    """The skipped lines of the values an --allow-lossy restore stored as NULL."""
+    return [f"{count} value{'s' if count != 1 else ''} of {where} stored as NULL (NaN, which SQLite cannot store)" for where, count in lost.items()]
+
+
+def converters_for(table: TableSchema, allow_lossy: bool = False, lost: dict[str, int] | None = None) -> list[Callable[[Any], Any] | None]:
+    """One converter per column (None where the decoded value binds as it is); values stored as
+    NULL under ``allow_lossy`` are counted in ``lost``."""
+    lost = {} if lost is None else lost
+    special = {
+        "float": lambda column: _nan_converter(table, column, allow_lossy, lost, None),
+        "decimal": lambda column: _nan_converter(table, column, allow_lossy, lost, _to_number),
+        "array": _array_converter,
+    }
     return [
         special[column.logical_type](column) if column.logical_type in special else _CONVERTERS.get(column.logical_type, _to_text)
         for column in table.columns
@@ -366,8 +383,8 @@ def _high_water_mark(table: TableSchema, objects: tuple[Any, ...], engine: str) 
     or AUTO_INCREMENT) with the largest value the source handed out, even to rows deleted since,
     and the sequence object that held it (None for MySQL's counter)."""
     keys = [column for column in table.columns if column.primary_key]
-    if len(keys) != 1 or keys[0].logical_type != "integer":
-        return None
+    if len(keys) != 1 or keys[0].logical_type != "integer" or _is_unsigned_64(keys[0]):
+        return None  # an unsigned 64-bit key may pass SQLite's INTEGER: it keeps no affinity (see map_column)
     column = keys[0]
     if engine == "mysql":
         following = table.options.get("auto_increment")
@@ -499,6 +516,15 @@ def translate_foreign_schema(tables: tuple[TableSchema, ...], objects: tuple[Any
     high_water: dict[tuple[str | None, str], tuple[str, int]] = {}
     for table in tables:
         mark = _high_water_mark(table, objects, engine)
+        if mark is not None and mark[1] > _INT64_MAX:
+            skipped.append(f"the counter of {table.qualified_name}.{mark[0]} ({mark[1]} handed out, beyond SQLite's 64-bit range)")
+            mark = None
+        counters = [c.name for c in table.columns if c.options.get("auto_increment")]
+        if engine == "mysql" and counters and (mark is None or counters != [mark[0]]):
+            skipped.extend(
+                f"AUTO_INCREMENT of {table.qualified_name}.{name} (SQLite counts only a single INTEGER PRIMARY KEY: new rows must give it a value)"
+                for name in counters if mark is None or name != mark[0]
+            )
         if mark is not None:
             column_name, handed_out, sequence = mark
             high_water[(table.namespace, table.name)] = (column_name, handed_out)

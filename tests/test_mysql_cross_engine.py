@@ -553,3 +553,18 @@ def test_sqlite_fractions_in_integer_and_decimal_columns_are_never_rounded_quiet
     skipped = "\n".join(result.skipped)
     assert "2 values of t.i stored as NULL (the first: 1.7 is not a whole number)" in skipped
     assert "2 values of t.d stored as NULL (the first: 1.239 has more than 2 fractional digits (DECIMAL(5,2)))" in skipped
+
+
+def test_decimals_are_judged_by_their_digits_not_by_28_digit_arithmetic():
+    from unibackup.plugins.mysql.mapping import Unfit, value_converter
+
+    column = ColumnSchema("n", "numeric", "decimal")
+    wide = value_converter(column, "DECIMAL(65,30)", "postgresql", MARIADB)
+    for exact in ("0.5000000000000000000000000000000", "0.1234567890123456789012345678900", "0E-30", "1E+2", "-99999999999999999999999999999999999.999999999999999999999999999999"):
+        assert wide(decimal.Decimal(exact)) == decimal.Decimal(exact)
+    narrow = value_converter(column, "DECIMAL(5,2)", "postgresql", MARIADB)
+    for fits in ("3.000", "999.990", "-999.99", "0E+10"):
+        assert narrow(decimal.Decimal(fits)) == decimal.Decimal(fits)
+    for unfit in ("999.995", "1000", "0.001", "0.1234567890123456789012345678901"):
+        with pytest.raises(Unfit):
+            narrow(decimal.Decimal(unfit))

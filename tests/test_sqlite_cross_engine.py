@@ -297,3 +297,34 @@ def test_a_partial_restore_lists_what_belongs_to_the_tables_left_out(tmp_path):
     sql = dict(sqlite3.connect(target).execute("SELECT name, sql FROM sqlite_master"))
     assert "schema_child_a" in sql and "public_child_a" not in sql
     assert "DEFAULT" not in sql["Sch ema.child"]  # PostgreSQL's array notation is not the JSON the rows get
+
+
+def test_nan_in_a_numeric_column_is_refused_or_null_and_listed(tmp_path):
+    table = TableSchema("n", (ColumnSchema("id", "integer", "integer", primary_key=1), ColumnSchema("n", "numeric(5,2)", "decimal", options={"precision": 5, "scale": 2}),
+                              ColumnSchema("f", "double precision", "float")), namespace="public")
+    backup = _write(tmp_path / "pg.ubk.jsonl", DatabaseSchema("postgresql", (table,)), [
+        [[1, decimal.Decimal("NaN"), float("nan")], [2, decimal.Decimal("1.25"), 1.5], [3, decimal.Decimal("NaN"), 2.5]],
+    ])
+    with pytest.raises(UsageError, match=r"public.n.n holds NaN, which SQLite cannot store"):
+        BackupService().restore_backup(backup, str(tmp_path / "strict.db"))
+    assert not (tmp_path / "strict.db").exists()
+    result = BackupService().restore_backup(backup, str(tmp_path / "lossy.db"), allow_lossy=True)
+    assert "2 values of public.n.n stored as NULL (NaN, which SQLite cannot store)" in result.skipped
+    assert "1 value of public.n.f stored as NULL (NaN, which SQLite cannot store)" in result.skipped
+    rows = sqlite3.connect(tmp_path / "lossy.db").execute("SELECT id, n, f FROM n ORDER BY id").fetchall()
+    assert rows == [(1, None, None), (2, 1.25, 1.5), (3, None, 2.5)]
+
+
+def test_a_counter_sqlite_cannot_keep_is_listed(tmp_path):
+    unsigned = TableSchema("u", (ColumnSchema("id", "bigint unsigned", "integer", primary_key=1, options={"auto_increment": True, "unsigned": True}),),
+                           options={"auto_increment": 18446744073709551614})
+    beside = TableSchema("b", (ColumnSchema("k", "int", "integer", primary_key=1), ColumnSchema("n", "int", "integer", nullable=False, options={"auto_increment": True})),
+                         options={"auto_increment": 8})
+    huge = TableSchema("h", (ColumnSchema("id", "bigint", "integer", primary_key=1, options={"auto_increment": True}),), options={"auto_increment": 2**63 + 5})
+    backup = _write(tmp_path / "my.ubk.jsonl", DatabaseSchema("mysql", (unsigned, beside, huge)), [[[18446744073709551613]], [[1, 7]], [[1]]])
+    result = BackupService().restore_backup(backup, str(tmp_path / "out.db"), allow_lossy=True)
+    skipped = "\n".join(result.skipped)
+    assert "AUTO_INCREMENT of b.n (SQLite counts only a single INTEGER PRIMARY KEY" in skipped
+    assert f"the counter of h.id ({2**63 + 4} handed out, beyond SQLite's 64-bit range)" in skipped
+    conn = sqlite3.connect(tmp_path / "out.db")
+    assert conn.execute("SELECT CAST(id AS TEXT) FROM u").fetchall() == [("18446744073709551613",)]

@@ -638,10 +638,16 @@ def _as_decimal_of(precision: int, scale: int) -> Callable[[Any], Any]:
         if isinstance(value, (bool, str)) or value is None:
             return value  # text is the server's to judge; it refuses what is not a number
         number = value if isinstance(value, decimal.Decimal) else decimal.Decimal(repr(value) if isinstance(value, float) else value)
-        exponent = number.as_tuple().exponent
-        if isinstance(exponent, int) and exponent < -scale and number != number.quantize(decimal.Decimal(1).scaleb(-scale)):
+        # by the digits alone: arithmetic would round to the context's 28 digits
+        _, digits, exponent = number.as_tuple()
+        assert isinstance(exponent, int)  # finite: _as_decimal refused the rest
+        kept = list(digits)
+        while len(kept) > 1 and kept[-1] == 0 and exponent < -scale:  # 0.5000 is 0.5
+            kept.pop()
+            exponent += 1
+        if any(kept) and exponent < -scale:
             raise Unfit(f"{number} has more than {scale} fractional digits (DECIMAL({precision},{scale}))")
-        if number.adjusted() >= whole_digits and number != 0:
+        if any(kept) and len(kept) + exponent > whole_digits:
             raise Unfit(f"{number} is beyond the range of DECIMAL({precision},{scale})")
         return value
 
