@@ -33,6 +33,7 @@ from .models import (
     DatabaseSchema,
     PerformanceMetrics,
     PluginRef,
+    SchemaObject,
     SourceInfo,
     TableSchema,
 )
@@ -163,6 +164,23 @@ def _publish(temporary: Path, final: Path) -> None:
         raise
 
 
+def objects_of(schema: DatabaseSchema, tables: tuple[TableSchema, ...]) -> tuple[SchemaObject, ...]:
+    """The schema objects a backup of ``tables`` keeps: all but those that belong to a table it
+    leaves out (its indexes, triggers, constraints); views and database-wide objects stay."""
+    kept = {(t.namespace, t.name) for t in tables}
+    left_out = {(t.namespace, t.name) for t in schema.tables} - kept
+    left_out_names = {name for _, name in left_out} - {name for _, name in kept}
+
+    def belongs_to_left_out(obj: SchemaObject) -> bool:
+        if obj.table is None:
+            return False
+        if obj.namespace is not None:
+            return (obj.namespace, obj.table) in left_out
+        return obj.table in left_out_names
+
+    return tuple(obj for obj in schema.objects if not belongs_to_left_out(obj))
+
+
 def run_backup(
     service: "BackupService",
     source_text: str,
@@ -201,7 +219,7 @@ def run_backup(
             schema = source.describe()
             tables = select_tables(schema, options.tables, options.exclude_tables)
             source.will_read(tables)
-            schema_in_file = DatabaseSchema(engine=schema.engine, tables=tables, objects=schema.objects, settings=schema.settings)
+            schema_in_file = DatabaseSchema(engine=schema.engine, tables=tables, objects=objects_of(schema, tables), settings=schema.settings)
             created = datetime.datetime.now(datetime.timezone.utc)
             header = BackupHeader(
                 created_at=created.isoformat(timespec="microseconds").replace("+00:00", "Z"),

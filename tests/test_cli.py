@@ -271,3 +271,16 @@ def test_plugins_shows_the_commands_a_plugin_adds(tmp_path: Path) -> None:
     rows = {row["name"]: row for row in json.loads(run("plugins", "--json", cwd=tmp_path).stdout)}
     assert rows["report"]["provides"] == ["command:report"]
     assert "command:migrate" in rows["legacy-v1"]["provides"]
+
+
+def test_a_partial_backup_keeps_no_index_or_trigger_of_the_tables_it_leaves_out(make_db, tmp_path: Path) -> None:
+    db = make_db(
+        "CREATE TABLE a(x); CREATE TABLE b(y); CREATE INDEX a_x ON a(x); CREATE INDEX b_y ON b(y);"
+        " CREATE TRIGGER b_t AFTER INSERT ON b BEGIN SELECT 1; END; CREATE VIEW v AS SELECT x FROM a;",
+        name="partial.db",
+    )
+    proc = run("backup", str(db), "-o", "out", "--table", "a", "--json", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    info = run("info", json.loads(proc.stdout)["path"], "--json", cwd=tmp_path)
+    objects = {obj["name"] for obj in json.loads(info.stdout)["header"]["schema"]["objects"]}
+    assert objects == {"a_x", "v"}
