@@ -317,6 +317,8 @@ _FOREIGN_KEY_ACTIONS = re.compile(
     r"^(?: ON (?:DELETE|UPDATE) (?:CASCADE|RESTRICT|SET NULL|SET DEFAULT|NO ACTION)| MATCH (?:FULL|SIMPLE)"
     r"| (?:NOT )?DEFERRABLE(?: INITIALLY (?:DEFERRED|IMMEDIATE))?)*$"
 )
+#: a key part the MySQL source writes as `name` [(prefix)] DESC
+_MYSQL_DESCENDING = re.compile(r"`((?:[^`]|``)+)`(?:\(\d+\))? DESC\b")
 _PG_CHECK_NAME = re.compile(rf"CONSTRAINT (?P<name>{_IDENTIFIER}) CHECK \(")
 _STRING_DEFAULT = re.compile(r"^'(?P<text>(?:[^'\\]|'')*)'(?:::[A-Za-z][A-Za-z0-9_ .\"\[\]()]*)?$")
 _NUMBER_DEFAULT = re.compile(r"^\(?(?P<number>-?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\)?(?:::[A-Za-z][A-Za-z0-9_ ]*)?$")
@@ -437,7 +439,9 @@ def _translate_object(obj: Any, table: TableSchema, engine: str, restored_table:
     elif engine == "mysql":
         options = obj.options
         if obj.kind == "index" and str(options.get("index_type", "BTREE")).upper() in ("BTREE", "HASH") and options.get("columns"):
-            done = add_index(obj, table, [(str(c), "") for c in options["columns"]], bool(options.get("unique")))
+            descending = set(_MYSQL_DESCENDING.findall(obj.sql or ""))
+            columns = [(str(c), " DESC" if str(c).replace("`", "``") in descending else "") for c in options["columns"]]
+            done = add_index(obj, table, columns, bool(options.get("unique")))
         elif obj.kind == "foreign_key" and options.get("columns"):
             rules = [str(options.get("on_delete", "NO ACTION")).upper(), str(options.get("on_update", "NO ACTION")).upper()]
             if all(rule in _RULES for rule in rules):

@@ -568,3 +568,13 @@ def test_decimals_are_judged_by_their_digits_not_by_28_digit_arithmetic():
     for unfit in ("999.995", "1000", "0.001", "0.1234567890123456789012345678901"):
         with pytest.raises(Unfit):
             narrow(decimal.Decimal(unfit))
+
+
+def test_a_descending_index_stays_descending(service, databases, make_db, tmp_path):
+    path = make_db("CREATE TABLE r (id INTEGER PRIMARY KEY, book INTEGER, rating INTEGER); CREATE INDEX by_book ON r (book, rating DESC);")
+    backup = service.create_backup(str(path), tmp_path).path
+    target = databases.new("descending", create=False)
+    service.restore_backup(backup, url_for(target))
+    with Inspector(target) as inspector:
+        (row,) = inspector.rows("SHOW CREATE TABLE r")
+    assert "KEY `by_book` (`book`,`rating` DESC)" in row[1]

@@ -328,3 +328,13 @@ def test_a_counter_sqlite_cannot_keep_is_listed(tmp_path):
     assert f"the counter of h.id ({2**63 + 4} handed out, beyond SQLite's 64-bit range)" in skipped
     conn = sqlite3.connect(tmp_path / "out.db")
     assert conn.execute("SELECT CAST(id AS TEXT) FROM u").fetchall() == [("18446744073709551613",)]
+
+
+def test_a_descending_mysql_index_stays_descending(tmp_path):
+    table = TableSchema("r", (ColumnSchema("id", "int", "integer", primary_key=1), ColumnSchema("book", "int", "integer"), ColumnSchema("rating", "int", "integer")))
+    index = SchemaObject("index", "by_book", "CREATE INDEX `by_book` ON `r` (`book`, `rating` DESC)", table="r",
+                         options={"inline": True, "unique": False, "columns": ["book", "rating"], "index_type": "BTREE"})
+    backup = _write(tmp_path / "my.ubk.jsonl", DatabaseSchema("mysql", (table,), (index,)), [[]])
+    BackupService().restore_backup(backup, str(tmp_path / "out.db"))
+    sql = sqlite3.connect(tmp_path / "out.db").execute("SELECT sql FROM sqlite_master WHERE name = 'by_book'").fetchone()[0]
+    assert sql == 'CREATE INDEX "by_book" ON "r" ("book", "rating" DESC)'

@@ -452,6 +452,20 @@ def parse_index(obj: SchemaObject) -> tuple[list[str], bool] | None:
     return columns, bool(match.group(1))
 
 
+def descending_columns(obj: SchemaObject) -> set[str]:
+    """The columns an index of another engine orders descending (``rating DESC``)."""
+    match = _INDEX_SQL.match(obj.sql or "")
+    if match is None:
+        return set()
+    found = set()
+    for item in match.group(5).split(","):
+        item = re.sub(r"\s+NULLS\s+(?:FIRST|LAST)\s*$", "", item.strip(), flags=re.IGNORECASE)
+        descending = re.search(r"\s+DESC\s*$", item, re.IGNORECASE)
+        if descending:
+            found.add(unquote(re.sub(r"\s+COLLATE\s+\S+\s*$", "", item[: descending.start()].strip(), flags=re.IGNORECASE)))
+    return found
+
+
 def parse_foreign_keys(sql: str) -> list[dict[str, Any]]:
     """The foreign keys written in another engine's ``CREATE TABLE`` (table and column constraints)."""
     return [

@@ -679,6 +679,8 @@ class MySQLSource(Source):
                 if parts is None:
                     skipped.append(f"{label} (a unique index over unbounded text cannot be created in MySQL)")
                     continue
+                descending = mapping.descending_columns(obj)
+                parts = [f"{part} DESC" if column in descending else part for part, column in zip(parts, columns)]
                 name = mapping.unquote(obj.name)[:64]
                 if name.lower() in names:
                     name = ""
