@@ -164,15 +164,20 @@ def _publish(temporary: Path, final: Path) -> None:
         raise
 
 
+#: kinds of schema object that exist only on their table (a sequence a table owns may still feed
+#: the default of another one, and a view reads whatever it reads: those stay)
+_TABLE_BOUND_KINDS = frozenset({"index", "trigger", "constraint", "foreign_key", "foreign key", "check", "rule"})
+
+
 def objects_of(schema: DatabaseSchema, tables: tuple[TableSchema, ...]) -> tuple[SchemaObject, ...]:
-    """The schema objects a backup of ``tables`` keeps: all but those that belong to a table it
-    leaves out (its indexes, triggers, constraints); views and database-wide objects stay."""
+    """The schema objects a backup of ``tables`` keeps: all but the indexes, triggers and
+    constraints of the tables it leaves out."""
     kept = {(t.namespace, t.name) for t in tables}
     left_out = {(t.namespace, t.name) for t in schema.tables} - kept
     left_out_names = {name for _, name in left_out} - {name for _, name in kept}
 
     def belongs_to_left_out(obj: SchemaObject) -> bool:
-        if obj.table is None:
+        if obj.table is None or obj.kind not in _TABLE_BOUND_KINDS:
             return False
         if obj.namespace is not None:
             return (obj.namespace, obj.table) in left_out
