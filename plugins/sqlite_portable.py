@@ -317,6 +317,8 @@ _FOREIGN_KEY_ACTIONS = re.compile(
     r"^(?: ON (?:DELETE|UPDATE) (?:CASCADE|RESTRICT|SET NULL|SET DEFAULT|NO ACTION)| MATCH (?:FULL|SIMPLE)"
     r"| (?:NOT )?DEFERRABLE(?: INITIALLY (?:DEFERRED|IMMEDIATE))?)*$"
 )
+#: a key part over a prefix of the values, `name`(n)
+_MYSQL_PREFIX = re.compile(r"`(?:[^`]|``)+`\(\d+\)")
 #: a key part the MySQL source writes as `name` [(prefix)] DESC
 _MYSQL_DESCENDING = re.compile(r"`((?:[^`]|``)+)`(?:\(\d+\))? DESC\b")
 _PG_CHECK_NAME = re.compile(rf"CONSTRAINT (?P<name>{_IDENTIFIER}) CHECK \(")
@@ -403,8 +405,13 @@ def _high_water_mark(table: TableSchema, objects: tuple[Any, ...], engine: str) 
     return None
 
 
-class _NotRestored(Exception):
-    """A foreign key references a table the restore leaves out."""
+class _Skipped(Exception):
+    """An object that is not recreated, for ``reason`` (a foreign key to a table left out, a
+    unique key over a prefix)."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
 
 
 def _translate_object(obj: Any, table: TableSchema, engine: str, restored_table: Any, add_index: Any, add_foreign_key: Any) -> bool:
@@ -441,6 +448,8 @@ def _translate_object(obj: Any, table: TableSchema, engine: str, restored_table:
         if obj.kind == "index" and str(options.get("index_type", "BTREE")).upper() in ("BTREE", "HASH") and options.get("columns"):
             descending = set(_MYSQL_DESCENDING.findall(obj.sql or ""))
             columns = [(str(c), " DESC" if str(c).replace("`", "``") in descending else "") for c in options["columns"]]
+            if options.get("unique") and _MYSQL_PREFIX.search(obj.sql or ""):
+                raise _Skipped("unique over a prefix of the values: SQLite indexes whole values, and a whole-value UNIQUE is weaker")
             done = add_index(obj, table, columns, bool(options.get("unique")))
         elif obj.kind == "foreign_key" and options.get("columns"):
             rules = [str(options.get("on_delete", "NO ACTION")).upper(), str(options.get("on_update", "NO ACTION")).upper()]
@@ -490,7 +499,7 @@ def translate_foreign_schema(tables: tuple[TableSchema, ...], objects: tuple[Any
 
     def add_foreign_key(table: TableSchema, columns: list[str], target: TableSchema | None, referenced: list[str], actions: str) -> bool:
         if target is None:
-            raise _NotRestored()
+            raise _Skipped("it references a table that was not restored")
         if not all(c in table.column_names for c in columns) or not all(c in target.column_names for c in referenced):
             return False
         clause = (
@@ -511,8 +520,8 @@ def translate_foreign_schema(tables: tuple[TableSchema, ...], objects: tuple[Any
             continue
         try:
             done = _translate_object(obj, table, engine, restored_table, add_index, add_foreign_key)
-        except _NotRestored:
-            skipped.append(f"foreign key {obj.name} on {table.qualified_name} (it references a table that was not restored)")
+        except _Skipped as skip:
+            skipped.append(f"{obj.kind.replace('_', ' ')} {obj.name} on {table.qualified_name} ({skip.reason})")
             done = True
         if done:
             handled.add(id(obj))

@@ -338,3 +338,16 @@ def test_a_descending_mysql_index_stays_descending(tmp_path):
     BackupService().restore_backup(backup, str(tmp_path / "out.db"))
     sql = sqlite3.connect(tmp_path / "out.db").execute("SELECT sql FROM sqlite_master WHERE name = 'by_book'").fetchone()[0]
     assert sql == 'CREATE INDEX "by_book" ON "r" ("book", "rating" DESC)'
+
+
+def test_a_unique_mysql_key_over_a_prefix_is_listed_not_weakened(tmp_path):
+    table = TableSchema("p", (ColumnSchema("id", "int", "integer", primary_key=1), ColumnSchema("s", "varchar(20)", "text")))
+    unique = SchemaObject("index", "s3", "CREATE UNIQUE INDEX `s3` ON `p` (`s`(3))", table="p",
+                          options={"inline": True, "unique": True, "columns": ["s"], "index_type": "BTREE"})
+    plain = SchemaObject("index", "s2", "CREATE INDEX `s2` ON `p` (`s`(2))", table="p",
+                         options={"inline": True, "unique": False, "columns": ["s"], "index_type": "BTREE"})
+    backup = _write(tmp_path / "my.ubk.jsonl", DatabaseSchema("mysql", (table,), (unique, plain)), [[]])
+    result = BackupService().restore_backup(backup, str(tmp_path / "out.db"))
+    assert "index s3 on p (unique over a prefix of the values: SQLite indexes whole values, and a whole-value UNIQUE is weaker)" in result.skipped
+    names = {name for (name,) in sqlite3.connect(tmp_path / "out.db").execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "s2" in names and "s3" not in names  # a plain index over the whole value serves the same lookups
