@@ -14,7 +14,6 @@ from typing import Any
 import orjson
 
 
-
 class ArrayTextError(ValueError):
     """The text is not an array in PostgreSQL's notation."""
 

@@ -7,8 +7,8 @@ is a :class:`ConfigError` whose one line names the key path (``backup.level``).
 from __future__ import annotations
 
 import os
-import stat
 import re
+import stat
 import tomllib
 import typing
 from pathlib import Path
@@ -45,13 +45,13 @@ class BatchingConfig:
     batch_bytes: int = attrs.field(default=256 * 1024, validator=attrs.validators.ge(1024))  # adaptive target
     min_rows: int = attrs.field(default=1, validator=attrs.validators.ge(1))
     max_rows: int = attrs.field(default=10000, validator=attrs.validators.ge(1))
+    memory_budget_mb: int = attrs.field(default=512, validator=attrs.validators.ge(16))
+    delay: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
 
     @max_rows.validator
     def _at_least_min_rows(self, attribute: Any, value: int) -> None:
         if value < self.min_rows:
             raise ValueError(f"'max_rows' must be >= min_rows ({self.min_rows}): {value}")
-    memory_budget_mb: int = attrs.field(default=512, validator=attrs.validators.ge(16))
-    delay: float = attrs.field(default=0.0, validator=attrs.validators.ge(0))
 
 
 @attrs.frozen

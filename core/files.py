@@ -11,8 +11,8 @@ import datetime
 import hashlib
 import io
 import os
-import stat
 import re
+import stat
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator
 

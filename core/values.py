@@ -237,8 +237,6 @@ def _fail(reason: str) -> Any:
     raise ValueError(reason)
 
 
-
-
 def decode_value(value: Any) -> Any:
     """Turn one JSON value of a row back into its Python value."""
     if type(value) is not dict:

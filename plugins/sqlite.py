@@ -13,8 +13,8 @@ import logging
 import os
 import re
 import secrets
-import stat
 import sqlite3
+import stat
 import urllib.parse
 from pathlib import Path
 

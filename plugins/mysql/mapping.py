@@ -632,9 +632,13 @@ def _as_integer(target: str) -> Callable[[Any], Any]:
         if type(value) is bool:
             return int(value)
         if isinstance(value, (float, decimal.Decimal)):
-            if not (value == value and abs(value) != float("inf")) or value != int(value):
+            try:
+                whole = int(value)
+            except (ValueError, OverflowError):  # NaN, ±Infinity
+                raise Unfit(f"{value} is not a whole number") from None
+            if whole != value:
                 raise Unfit(f"{value} is not a whole number")
-            value = int(value)
+            value = whole
         if isinstance(value, int) and not low <= value <= high:
             raise Unfit(f"{value} is beyond the range of {target}")
         return value
