@@ -296,7 +296,8 @@ def decode_rows(lines: list[bytes], width: int | None = None) -> list[list[Any]]
     if width is not None and widths != {width}:
         bad = next(row for row in rows if len(row) != width)
         raise CorruptBackupError(f"a row has {len(bad)} values, not {width}")
-    if not any(b"{" in line or line.find(b"[", 1) >= 0 for line in lines):
+    joined = b"".join(lines)  # one pass in C: no object, and no "[" but each line's own
+    if b"{" not in joined and joined.count(b"[") == len(lines):
         return rows
     if len(widths) == 1 and 0 not in widths:
         # column by column: only the columns that hold objects or arrays are walked for tags
