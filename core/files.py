@@ -89,28 +89,12 @@ class SealingWriter:
 
 
 class UnrecognisedFileError(CorruptBackupError):
-    """No loaded compressor or format migrator recognises the file; ``looks_like`` names the
-    compression its first bytes are known for, when they are (a plugin is missing, not damage)."""
+    """No loaded compressor or format migrator recognises the file; ``head`` holds its first
+    bytes, for the caller to tell a missing plugin from damage."""
 
-    def __init__(self, message: str, *, looks_like: str | None = None, hint: str | None = None):
+    def __init__(self, message: str, *, head: bytes = b"", hint: str | None = None):
         super().__init__(message, hint=hint)
-        self.looks_like = looks_like
-
-
-#: the first bytes of well-known compressed formats, to tell a file that needs a compressor plugin
-#: that is not loaded from a damaged one (only for that message; reading goes through plugins)
-WELL_KNOWN_MAGIC = {
-    b"\x28\xb5\x2f\xfd": "zstd",
-    b"\x1f\x8b": "gzip",
-    b"\xfd7zXZ\x00": "xz",
-    b"BZh": "bzip2",
-    b"\x04\x22\x4d\x18": "lz4",
-}
-
-
-def well_known_compression(head: bytes) -> str | None:
-    """The name of the well-known compressed format ``head`` starts like, if any."""
-    return next((name for magic, name in WELL_KNOWN_MAGIC.items() if head.startswith(magic)), None)
+        self.head = head
 
 
 class _CountingReader(io.RawIOBase):
@@ -298,7 +282,6 @@ def open_backup(
         if not head:
             raise CorruptBackupError(f"the backup {path.name!r} is empty")
         migrators = list(migrators)
-        compressors = list(compressors)
 
         def looks_plain(data: bytes) -> bool:
             return data.startswith(_V2_HEAD) or any(m.recognises(data) for m in migrators)
@@ -307,12 +290,7 @@ def open_backup(
         counting = _CountingReader(raw, size, seal_length(compressor_cls) if compressor_cls is not None else 0)
         if compressor_cls is None:
             if head.lstrip()[:1] not in (b"{", b"[") and not looks_plain(head):  # a migrator's own layout
-                looks_like = well_known_compression(head)
-                if looks_like in {compressor.name for compressor in compressors}:
-                    looks_like = None  # its compressor is here and says no: damage
-                raise UnrecognisedFileError(
-                    f"{path.name!r} is neither a unibackup file nor compressed by a known compressor", looks_like=looks_like
-                )
+                raise UnrecognisedFileError(f"{path.name!r} is neither a unibackup file nor compressed by a known compressor", head=head[:64])
             stream: BinaryIO = counting  # type: ignore[assignment]
         else:
             stream = compressor_cls().open_reader(counting)  # type: ignore[arg-type]

@@ -74,6 +74,21 @@ class Hooks:
     def listeners(self) -> Registry[type[EventListener]]:
         return self._build("unibackup_register_listeners", "event listener", EventListener)
 
+    @functools.cached_property
+    def file_signatures(self) -> dict[bytes, str]:
+        """First bytes -> compressed format name, from every plugin (a failing one is logged)."""
+        signatures: dict[bytes, str] = {}
+        trace = self._manager.trace.root.get("hook")
+        for impl in self._manager.hook.unibackup_register_file_signatures.get_hookimpls():
+            try:
+                found = dict(impl.function() or {})
+            except Exception as error:
+                log.warning("plugin %r failed in unibackup_register_file_signatures: %s", impl.plugin_name, error)
+                continue
+            trace(f"unibackup_register_file_signatures [{impl.plugin_name}] -> {sorted(set(found.values()))}")
+            signatures.update(found)
+        return signatures
+
     def source_for(self, location: Location) -> type[Source]:
         """The source class serving ``location``'s scheme (a bare path: the first that accepts it)."""
         if location.scheme:

@@ -44,6 +44,18 @@ def unibackup_register_compressors() -> list[type]:
 
 
 @hookspec
+def unibackup_register_file_signatures() -> dict[bytes, str]:
+    """Name compressed formats by the bytes their files start with.
+
+    Consulted only for a file that no loaded compressor reads: one that starts with a registered
+    signature needs a compressor plugin for that format (a usage error naming it, exit 2) rather
+    than being damaged (exit 3). Reading always goes through compressor plugins.
+
+    :return: ``{first bytes: format name}``, e.g. ``{b"\\xfd7zXZ\\x00": "xz"}``.
+    """
+
+
+@hookspec
 def unibackup_register_migrators() -> list[type]:
     """Register format migrators.
 

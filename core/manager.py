@@ -35,6 +35,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("gzip", "unibackup.plugins.gzip"),
     ("brotli", "unibackup.plugins.brotli"),
     ("none", "unibackup.plugins.uncompressed"),
+    ("file-signatures", "unibackup.plugins.file_signatures"),
     ("fixed", "unibackup.plugins.fixed_batching"),
     ("adaptive", "unibackup.plugins.adaptive_batching"),
     ("validators", "unibackup.plugins.validators"),

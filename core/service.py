@@ -172,23 +172,25 @@ class BackupService:
             with open_backup(path, compressors, migrators, self.read_limits()) as opened:
                 yield opened
         except UnrecognisedFileError as error:
-            missing = self.host.unavailable(("failed", "blocked"))  # not those left out on purpose
-            name = Path(path).name
-            suffix = name[name.index(BACKUP_MARK) + len(BACKUP_MARK):] if BACKUP_MARK in name else ""
-            # named as a backup by a compressor that is not here, or starting like a well-known
-            # compressed format: a missing plugin, not damage
-            if error.looks_like is not None:
-                hints = [f"install or enable a compressor plugin that reads {error.looks_like}", *missing.values()]
-                raise PluginError(f"{name!r} is {error.looks_like}-compressed, and no loaded compressor reads it", hint="; ".join(hints)) from None
-            if suffix and suffix not in {compressor.suffix for compressor in compressors}:
-                hints = [f"install or enable the compressor plugin that writes {suffix!r} files", *missing.values()]
-                raise PluginError(f"{error.message}; no loaded compressor writes files ending in {suffix!r}", hint="; ".join(hints)) from None
-            if not missing:
-                raise
-            # nothing says it needs a missing plugin: damage (exit 3), with what is not loaded as a hint
-            raise UnrecognisedFileError(
-                error.message, hint="if it is a backup, it may need a plugin that is not loaded: " + "; ".join(missing.values())
-            ) from None
+            raise self._why_unrecognised(error, Path(path).name, compressors) from None
+
+    def _why_unrecognised(self, error: UnrecognisedFileError, name: str, compressors: list[type]) -> UnibackupError:
+        """A file no loaded plugin reads: a missing plugin (exit 2) when its first bytes or its
+        name say which compressor wrote it and that one is not loaded; damage (exit 3) otherwise,
+        with the plugins that are not loaded as a hint."""
+        missing = self.host.unavailable(("failed", "blocked"))  # not those left out on purpose
+        loaded = {compressor.name for compressor in compressors}
+        looks_like = next((fmt for magic, fmt in self.hooks.file_signatures.items() if error.head.startswith(magic)), None)
+        if looks_like is not None and looks_like not in loaded:  # a loaded one that says no: damage
+            hints = [f"install or enable a compressor plugin that reads {looks_like}", *missing.values()]
+            return PluginError(f"{name!r} is {looks_like}-compressed, and no loaded compressor reads it", hint="; ".join(hints))
+        suffix = name[name.index(BACKUP_MARK) + len(BACKUP_MARK):] if BACKUP_MARK in name else ""
+        if suffix and suffix not in {compressor.suffix for compressor in compressors}:
+            hints = [f"install or enable the compressor plugin that writes {suffix!r} files", *missing.values()]
+            return PluginError(f"{error.message}; no loaded compressor writes files ending in {suffix!r}", hint="; ".join(hints))
+        if not missing:
+            return error
+        return UnrecognisedFileError(error.message, hint="if it is a backup, it may need a plugin that is not loaded: " + "; ".join(missing.values()))
 
     def batching_settings(self) -> dict[str, Any]:
         return attrs.asdict(self.config.batching)

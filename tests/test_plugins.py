@@ -331,6 +331,26 @@ class PrefixedV0(FormatMigrator):
             yield chunk
 
 
+def test_unibackup_register_file_signatures(tmp_path: Path) -> None:
+    """A file that starts like a registered format no loaded compressor reads needs a plugin
+    (exit 2); without the signature the same bytes are damage (exit 3)."""
+    plugin = _module("quux_plugin", unibackup_register_file_signatures=hookimpl(lambda: {b"QUUX\x01": "quux"}))
+    odd = tmp_path / "odd.bin"
+    odd.write_bytes(b"QUUX\x01 whatever follows")
+
+    def body(service: BackupService) -> None:
+        assert service.hooks.file_signatures[b"QUUX\x01"] == "quux"
+        with pytest.raises(PluginError) as raised:
+            service.verify_backup(odd, "full")
+        assert raised.value.exit_code == 2
+        assert raised.value.user_line().startswith("'odd.bin' is quux-compressed, and no loaded compressor reads it")
+
+    _with_plugin(plugin, "quux-plugin", body)
+    plain = BackupService(Config(), get_plugin_manager(load_entrypoints=False))
+    report = plain.verify_backup(odd, "full")
+    assert not report.valid and "neither a unibackup file nor compressed by a known compressor" in report.findings[0].message
+
+
 def test_unibackup_register_migrators(make_db, tmp_path: Path) -> None:
     plugin = _module("v0_plugin", unibackup_register_migrators=hookimpl(lambda: [PrefixedV0]))
     source = make_db("CREATE TABLE t(x); INSERT INTO t VALUES (1), (2);")
