@@ -6,7 +6,7 @@ single :data:`converter` turns them into plain dicts and back.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Iterable
 
 import attrs
 import cattrs
@@ -83,6 +83,19 @@ class SchemaObject:
     namespace: str | None = None
     phase: str = "post-data"  # "pre-data": created before tables; "post-data": after the rows
     options: dict[str, Any] = attrs.field(factory=dict)
+
+
+def sequence_high_water(objects: Iterable[SchemaObject], table: "TableSchema", column: str) -> tuple[int, SchemaObject] | None:
+    """The largest value the sequence owned by ``table.column`` handed out, counting values given
+    to rows deleted since, with that sequence (the options ``owned_by``, ``last_value`` and
+    ``is_called`` of a ``sequence`` object); None when the backup keeps no such value."""
+    for obj in objects:
+        owner = obj.options.get("owned_by")
+        if obj.kind == "sequence" and owner and list(owner) == [table.namespace, table.name, column]:
+            last = obj.options.get("last_value")
+            if type(last) is int:
+                return (last if obj.options.get("is_called") else last - 1), obj
+    return None
 
 
 @attrs.frozen

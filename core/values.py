@@ -260,6 +260,18 @@ def decode_value(value: Any) -> Any:
 _loads = orjson.loads
 
 
+def duration_text(value: datetime.timedelta) -> str:
+    """``[-]H:MM:SS[.ffffff]`` with as many hours as it takes, never a day field: the notation
+    MySQL's TIME and PostgreSQL's interval both read as that many hours (Python writes
+    "-2 days, 22:59:59", and PostgreSQL keeps days apart from hours)."""
+    total = value.days * 86_400_000_000 + value.seconds * 1_000_000 + value.microseconds
+    sign = "-" if total < 0 else ""
+    seconds, micro = divmod(abs(total), 1_000_000)
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{sign}{hours}:{minutes:02d}:{seconds:02d}" + (f".{micro:06d}" if micro else "")
+
+
 def decode_row(line: bytes) -> list[Any]:
     """One row line back into a list of values; raises :class:`CorruptBackupError`."""
     try:

@@ -19,8 +19,8 @@ import attrs
 import orjson
 
 from unibackup.arrays import ArrayTextError, array_from_text
-from unibackup.models import ColumnMapping, ColumnSchema, TableSchema
-from unibackup.values import JsonText, RawText, Tagged
+from unibackup.models import ColumnMapping, ColumnSchema, TableSchema, sequence_high_water
+from unibackup.values import JsonText, RawText, Tagged, duration_text
 
 _INT64_MAX = 2**63 - 1
 _INT64_MIN = -(2**63)
@@ -147,19 +147,6 @@ def create_table_sql(table: TableSchema, mappings: dict[str, ColumnMapping], key
     if keys is not None:
         parts.extend(keys.clauses.get((table.namespace, table.name), ()))
     return f"CREATE TABLE {quote(sqlite_table_name(table))} (\n  " + ",\n  ".join(parts) + "\n)"
-
-
-def duration_text(value: datetime.timedelta) -> str:
-    """``[-]H:MM:SS[.ffffff]`` with as many hours as it takes (MySQL's TIME notation, which
-    PostgreSQL reads as an interval too), rather than Python's "-2 days, 22:59:59"."""
-    total = value.days * 86_400_000_000 + value.seconds * 1_000_000 + value.microseconds
-    sign = "-" if total < 0 else ""
-    total = abs(total)
-    seconds, micro = divmod(total, 1_000_000)
-    hours, rest = divmod(seconds, 3600)
-    minutes, seconds = divmod(rest, 60)
-    fraction = f".{micro:06d}" if micro else ""
-    return f"{sign}{hours}:{minutes:02d}:{seconds:02d}{fraction}"
 
 
 def _to_text(value: Any) -> Any:
@@ -395,14 +382,8 @@ def _high_water_mark(table: TableSchema, objects: tuple[Any, ...], engine: str) 
         if column.options.get("auto_increment") and type(following) is int and following > 1:
             return column.name, following - 1, None
         return None
-    for obj in objects:
-        owner = obj.options.get("owned_by")
-        if obj.kind == "sequence" and owner and list(owner) == [table.namespace, table.name, column.name]:
-            last = obj.options.get("last_value")
-            if type(last) is int:
-                handed_out = last if obj.options.get("is_called") else last - 1
-                return (column.name, handed_out, obj) if handed_out >= 1 else None
-    return None
+    mark = sequence_high_water(objects, table, column.name)
+    return (column.name, *mark) if mark is not None and mark[0] >= 1 else None
 
 
 class _Skipped(Exception):

@@ -18,7 +18,7 @@ import attrs
 import orjson
 
 from unibackup.arrays import ArrayTextError, array_from_text
-from unibackup.models import ColumnMapping, ColumnSchema, SchemaObject, TableSchema
+from unibackup.models import ColumnMapping, ColumnSchema, SchemaObject, TableSchema, sequence_high_water
 
 from .connection import quote
 from .constraints import Constraints, by_table, parse_create_table, table_constraints, unquote
@@ -394,14 +394,8 @@ def next_auto_increment(table: TableSchema, objects: Iterable[SchemaObject], eng
     seq = table.options.get("autoincrement_seq")
     if isinstance(seq, int) and not isinstance(seq, bool):
         return seq + 1 if seq >= 0 else None
-    for obj in objects:
-        owner = obj.options.get("owned_by")
-        if obj.kind == "sequence" and owner and list(owner) == [table.namespace, table.name, column]:
-            last = obj.options.get("last_value")
-            if isinstance(last, int):
-                following = last + 1 if obj.options.get("is_called") else last
-                return following if following >= 1 else None
-    return None
+    mark = sequence_high_water(objects, table, column)
+    return mark[0] + 1 if mark is not None and mark[0] >= 0 else None
 
 
 def create_table_sql(table: TableSchema, mappings: dict[str, ColumnMapping], engine: str, server: TargetServer, skipped: list[str]) -> str:

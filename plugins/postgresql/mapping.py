@@ -31,7 +31,7 @@ import orjson
 
 from unibackup.models import ColumnMapping, ColumnSchema, TableSchema
 from unibackup.source import RestorePlan
-from unibackup.values import JsonText, RawText, Tagged
+from unibackup.values import JsonText, RawText, Tagged, duration_text
 
 from .catalog import qualified, quote
 
@@ -341,12 +341,7 @@ def _as_interval(value: Any) -> Any:
     PostgreSQL keeps days apart from hours, and a day added to a timestamptz across a DST change
     is not 24 hours."""
     if type(value) is datetime.timedelta:
-        micros = value.days * 86_400_000_000 + value.seconds * 1_000_000 + value.microseconds
-        sign = "-" if micros < 0 else ""
-        seconds, fraction = divmod(abs(micros), 1_000_000)
-        minutes, second = divmod(seconds, 60)
-        hours, minute = divmod(minutes, 60)
-        return f"{sign}{hours}:{minute:02d}:{second:02d}" + (f".{fraction:06d}" if fraction else "")
+        return duration_text(value)
     return _plain(value)
 
 
