@@ -649,40 +649,46 @@ class SQLiteSource(Source):
         values = [value.data if type(value) is RawText else value for value in row]
         self.conn.execute(f"INSERT INTO main.{quote(self._table_name(table))} ({names}) VALUES ({marks})", values)
 
+    def _set_sequence(self, table_name: str, value: int, *, keep_higher: bool = False) -> None:
+        """``sqlite_sequence`` of ``table_name`` at ``value``; with ``keep_higher``, at the larger
+        of it and what the restored rows left there."""
+        conn = self.conn
+        update = f"UPDATE main.sqlite_sequence SET seq = {'max(seq, ?)' if keep_higher else '?'} WHERE name = ?"
+        if not conn.execute(update, (value, table_name)).rowcount:
+            conn.execute("INSERT INTO main.sqlite_sequence (name, seq) VALUES (?, ?)", (table_name, value))
+
+    def _finish_foreign_schema(self, plan: RestorePlan) -> list[str]:
+        """After the rows of another engine's backup: its indexes, its counters, and the list of
+        what stays behind."""
+        keys = self._foreign_keys
+        skipped = list(keys.skipped)
+        for name, sql in keys.indexes:
+            try:
+                self.conn.execute(sql)
+            except sqlite3.IntegrityError as error:  # rows the source engine let in (say, a collation's equal values)
+                skipped.append(f"index {name} (the rows break it in SQLite: {error})")
+            except sqlite3.Error as error:
+                raise _translate(error, "creating the indexes", self.path) from None
+        for counter in keys.high_water.values():
+            self._set_sequence(counter.table, counter.handed_out, keep_higher=True)
+        return skipped + portable.lost_values(self._lost) + [
+            f"{obj.kind} {obj.namespace + '.' if obj.namespace else ''}{obj.name}"
+            f"{f' on {obj.table}' if obj.table and obj.table != obj.name else ''} ({plan.source_engine} SQL cannot run in SQLite)"
+            for obj in plan.schema.objects
+            if id(obj) not in keys.handled
+            and not (obj.kind == "schema" and obj.name in portable.DEFAULT_NAMESPACES)  # its tables keep bare names
+        ]
+
     def finish_schema(self, plan: RestorePlan) -> list[str]:
         if plan.source_engine != self.name:
-            keys = self._foreign_keys
-            for name, sql in keys.indexes:
-                try:
-                    self.conn.execute(sql)
-                except sqlite3.IntegrityError as error:  # rows the source engine let in (say, a collation's equal values)
-                    keys.skipped.append(f"index {name} (the rows break it in SQLite: {error})")
-                except sqlite3.Error as error:
-                    raise _translate(error, "creating the indexes", self.path) from None
-            for (namespace, name), (_, handed_out) in keys.high_water.items():
-                table_name = portable.sqlite_table_name(next(t for t in plan.tables if (t.namespace, t.name) == (namespace, name)))
-                self.conn.execute("UPDATE main.sqlite_sequence SET seq = max(seq, ?) WHERE name = ?", (handed_out, table_name))
-                self.conn.execute(
-                    "INSERT INTO main.sqlite_sequence (name, seq) SELECT ?, ? WHERE NOT EXISTS (SELECT 1 FROM main.sqlite_sequence WHERE name = ?)",
-                    (table_name, handed_out, table_name),
-                )
-            return keys.skipped + portable.lost_values(self._lost) + [
-                f"{obj.kind} {obj.namespace + '.' if obj.namespace else ''}{obj.name}"
-                f"{f' on {obj.table}' if obj.table and obj.table != obj.name else ''} ({plan.source_engine} SQL cannot run in SQLite)"
-                for obj in plan.schema.objects
-                if id(obj) not in keys.handled
-                and not (obj.kind == "schema" and obj.name in portable.DEFAULT_NAMESPACES)  # its tables keep bare names
-                and (obj.table is None or any(obj.table in (t.name, t.qualified_name) for t in plan.tables))
-            ]
+            return self._finish_foreign_schema(plan)
         conn = self.conn
         selected = {table.name for table in plan.tables}
         try:
             for table in plan.tables:
                 seq = table.options.get("autoincrement_seq")
                 if seq is not None:
-                    updated = conn.execute("UPDATE main.sqlite_sequence SET seq = ? WHERE name = ?", (seq, table.name)).rowcount
-                    if not updated:
-                        conn.execute("INSERT INTO main.sqlite_sequence (name, seq) VALUES (?, ?)", (table.name, seq))
+                    self._set_sequence(table.name, seq)
                 if table.options.get("rebuild"):
                     conn.execute(f"INSERT INTO main.{quote(table.name)} ({quote(table.name)}) VALUES ('rebuild')")
             skipped = []

@@ -127,7 +127,8 @@ def create_table_sql(table: TableSchema, mappings: dict[str, ColumnMapping], key
     """A CREATE TABLE for ``table`` from its portable schema (no foreign engine SQL is run), with
     the literal defaults and foreign keys of ``keys``."""
     parts = []
-    counting = keys.high_water.get((table.namespace, table.name), (None,))[0] if keys else None
+    counter = keys.high_water.get((table.namespace, table.name)) if keys else None
+    counting = counter.column if counter else None
     for column in table.columns:
         mapping = mappings[column.name]
         declared = mapping.target_type if mapping.target_type != "(none)" else ""
@@ -332,6 +333,16 @@ def _pg_column_list(text: str) -> list[tuple[str, str]] | None:
 
 
 @attrs.frozen
+class Counter:
+    """A counting key that becomes ``INTEGER PRIMARY KEY AUTOINCREMENT``, and the largest value
+    the source handed out, for ``sqlite_sequence``."""
+
+    column: str
+    handed_out: int
+    table: str  # the table's SQLite name
+
+
+@attrs.frozen
 class ForeignSchema:
     """What of another engine's keys, indexes and defaults SQLite gets, and what it does not."""
 
@@ -344,9 +355,8 @@ class ForeignSchema:
     #: objects recreated or already kept (a primary key): never listed as skipped
     handled: set[int]
     skipped: list[str]
-    #: per table: (its counting key column, the largest key the source handed out), for
-    #: ``INTEGER PRIMARY KEY AUTOINCREMENT`` and ``sqlite_sequence``
-    high_water: dict[tuple[str | None, str], tuple[str, int]] = attrs.Factory(dict)
+    #: per table (namespace, name): its counting key
+    high_water: dict[tuple[str | None, str], Counter] = attrs.Factory(dict)
 
 
 #: logical types whose literal defaults are written the same way as their values in SQLite
@@ -507,7 +517,7 @@ def translate_foreign_schema(tables: tuple[TableSchema, ...], objects: tuple[Any
         if done:
             handled.add(id(obj))
 
-    high_water: dict[tuple[str | None, str], tuple[str, int]] = {}
+    high_water: dict[tuple[str | None, str], Counter] = {}
     for table in tables:
         mark = _high_water_mark(table, objects, engine)
         if mark is not None and mark[1] > _INT64_MAX:
@@ -521,7 +531,7 @@ def translate_foreign_schema(tables: tuple[TableSchema, ...], objects: tuple[Any
             )
         if mark is not None:
             column_name, handed_out, sequence = mark
-            high_water[(table.namespace, table.name)] = (column_name, handed_out)
+            high_water[(table.namespace, table.name)] = Counter(column_name, handed_out, sqlite_table_name(table))
             if sequence is not None:
                 handled.add(id(sequence))  # it lives on as the table's sqlite_sequence row
         for column in table.columns:
