@@ -340,11 +340,16 @@ RESTORE_KILL_POINTS: dict[str, str] = {
 }
 
 
+#: rows enough that a restore is still running at the latest timed kill (0.6 s in), with room for
+#: a fast machine: about 1.2 s of restore here
+RESTORE_ROWS = 1_000_000
+
+
 def test_sigkill_during_restore_leaves_the_target_as_it_was(tmp_path: Path, request: pytest.FixtureRequest) -> None:
     source = tmp_path / "source.db"
     conn = sqlite3.connect(source)
     conn.execute("CREATE TABLE big(id INTEGER PRIMARY KEY, name TEXT, v REAL)")
-    conn.executemany("INSERT INTO big(name, v) VALUES (?, ?)", ((f"name {i}", i / 2) for i in range(250_000)))
+    conn.executemany("INSERT INTO big(name, v) VALUES (?, ?)", ((f"name {i}", i / 2) for i in range(RESTORE_ROWS)))
     conn.commit()
     conn.close()
     service = service_for()
@@ -382,5 +387,5 @@ def test_sigkill_during_restore_leaves_the_target_as_it_was(tmp_path: Path, requ
     # the next restore removes the leftovers of the killed ones and replaces the target
     service.restore_backup(backup, str(target), force=True)
     assert temporaries_of_target() == []
-    assert table_rows(target) == {"big": 250_000}
+    assert table_rows(target) == {"big": RESTORE_ROWS}
     report(request, f"restore SIGKILL: {runs} runs killed ({runs - len(RESTORE_KILL_POINTS)} timed, {len(RESTORE_KILL_POINTS)} at pipeline points); target unchanged every time; {left} leftovers removed by the next restore")
